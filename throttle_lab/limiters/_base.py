@@ -1,0 +1,356 @@
+"""The waiting room every limiter shares: a FIFO queue, one timer, no polling.
+
+A limiter answers two questions, and only those differ from one algorithm to the next:
+
+1. *When could a request of this weight go?*  (``_ready_at``: now, a moment in the future, or "when
+   someone releases" -- infinity)
+2. *Take it.*  (``_take``, and ``_refund`` to give it back when a granted waiter is cancelled)
+
+Everything else -- who goes next, when to wake up, cancellation, statistics, events -- lives here, once::
+
+    arrivals ──> [ w=1 | w=5 | w=1 | w=2 ] ──head──> _ready_at(head) <= now ? ── grant ──> caller runs
+                   queue, in arrival order          │ no
+                                                    └─> one call_at(_ready_at(head)) timer, then look again
+
+Why a queue and one timer instead of ``while True: sleep(a little)``?
+
+* **Order.** Waiters are served strictly first-come-first-served.  A heavy request at the head (a big TPM
+  charge) is not overtaken by lighter ones behind it, so it cannot starve.
+* **CPU.** Nobody polls.  With 5,000 tasks waiting, a polling limiter wakes all of them again and again;
+  this one wakes exactly the task it grants to.
+* **Exact timing.** The timer fires at the instant the head can go, computed with the same expression
+  that the readiness check uses, so a grant happens at that instant and not one rounding error later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from abc import ABC, abstractmethod
+from collections import deque
+from collections.abc import AsyncIterator, Hashable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..events import Kind, _OBSERVERS, current_request, emit
+
+__all__ = ["Limiter", "LimiterStatistics", "check_positive", "resolve_rate"]
+
+INF = math.inf
+
+
+def check_positive(name: str, value: float, *, integer: bool = False) -> float:
+    """Return ``value`` if it is a positive finite number, else raise ``ValueError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    if integer and value != int(value):
+        raise ValueError(f"{name} must be a whole number, got {value!r}")
+    return float(value)
+
+
+def resolve_rate(rate: float | None, per_minute: float | None) -> float:
+    """Rates may be stated per second (``rate=``) or per minute (``per_minute=``); return per second."""
+    if (rate is None) == (per_minute is None):
+        raise ValueError("give exactly one of rate= (per second) or per_minute=")
+    if rate is not None:
+        return check_positive("rate", rate)
+    assert per_minute is not None
+    return check_positive("per_minute", per_minute) / 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStatistics:
+    """A snapshot of a limiter; every limiter's own statistics class adds its live state.
+
+    Attributes:
+        name: the limiter's name (the ``source`` of its events).
+        waiting: tasks waiting right now.
+        granted: grants so far (each ``acquire`` that returned, each ``try_acquire`` that said yes).
+        queued: grants and cancellations that had to wait first.
+        cancelled: waiters that gave up, plus granted ones cancelled before they could run.
+        rejected: requests refused at once because they could never fit.
+        total_waited: seconds spent waiting, summed over granted requests.
+        max_waited: the longest single wait.
+    """
+
+    name: str
+    waiting: int
+    granted: int
+    queued: int
+    cancelled: int
+    rejected: int
+    total_waited: float
+    max_waited: float
+
+
+class _Waiter:
+    __slots__ = ("enqueued", "future", "request", "weight")
+
+    def __init__(self, weight: float, future: asyncio.Future[Any], enqueued: float, request: Hashable | None):
+        self.weight = weight
+        self.future = future
+        self.enqueued = enqueued
+        self.request = request
+
+
+class Limiter(ABC):
+    """Base class: FIFO waiting, one timer, cancellation safety, statistics and events.
+
+    Subclasses implement the algorithm in four small methods (``_ready_at``, ``_take``, ``_refund``,
+    ``_level``) plus ``max_weight`` and ``_restart``.  See any limiter module for a complete example.
+    """
+
+    #: Does a grant hold capacity until ``release()`` (a concurrency slot) rather than spend it?
+    holds: ClassVar[bool] = False
+    #: What ``_level`` measures, for events and plots ("tokens", "in_window", "in_use"...).
+    level_name: ClassVar[str] = "level"
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self.name = name if name is not None else type(self).__name__
+        self._waiters: deque[_Waiter] = deque()
+        self._n_waiting = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = INF
+        self._granted = 0
+        self._queued = 0
+        self._cancelled = 0
+        self._rejected = 0
+        self._total_waited = 0.0
+        self._max_waited = 0.0
+
+    # ------------------------------------------------------------------ the algorithm (subclasses)
+    @property
+    @abstractmethod
+    def max_weight(self) -> float:
+        """The largest weight this limiter can ever grant; heavier requests fail at once."""
+
+    @abstractmethod
+    def _ready_at(self, weight: float, now: float) -> float:
+        """The earliest loop time at which ``weight`` could be taken, if nothing else changes.
+
+        ``<= now`` means "right now"; ``math.inf`` means "only after a release".  It must use the very
+        expression that ``_take`` relies on, so the timer and the check agree to the last bit.
+        """
+
+    @abstractmethod
+    def _take(self, weight: float, now: float) -> Any:
+        """Consume ``weight`` (only called when ``_ready_at(weight, now) <= now``); return a receipt."""
+
+    @abstractmethod
+    def _refund(self, weight: float, receipt: Any, now: float) -> None:
+        """Give back what ``_take`` took (a granted waiter was cancelled before it could run)."""
+
+    def _adjust(self, receipt: Any, delta: float, now: float) -> None:
+        """Correct a past grant by ``delta`` units (negative: give some back; positive: charge more, even
+        into debt -- the units were already used).  The combined throttler reconciles token estimates
+        with this."""
+        if delta < 0:
+            self._refund(-delta, receipt, now)
+        elif delta > 0:
+            self._take(delta, now)
+        self._wake()
+
+    @abstractmethod
+    def _level(self, now: float) -> float:
+        """The live quantity worth plotting: tokens left, requests in the window, slots in use..."""
+
+    @abstractmethod
+    def _restart(self) -> None:
+        """Forget time-dependent state: the limiter is being used on a new event loop."""
+
+    # ------------------------------------------------------------------ public surface
+    async def acquire(self, weight: float = 1) -> None:
+        """Wait, in arrival order, until ``weight`` units can be taken, then take them.
+
+        Raises ``ValueError`` at once if ``weight`` is not positive or exceeds :attr:`max_weight`
+        (such a request could never be granted; waiting for it would hang forever).
+        """
+        self._validate(weight)
+        loop = self._bind()
+        now = loop.time()
+        if not self._n_waiting and self._ready_at(weight, now) <= now:
+            self._take(weight, now)
+            self._granted += 1
+            if _OBSERVERS.get():
+                emit(now, Kind.GRANTED, self.name, None, weight, self._grant_detail(0.0, now))
+            return
+        await self._wait(loop, weight, now)
+
+    def try_acquire(self, weight: float = 1) -> bool:
+        """Take ``weight`` now if that is possible without jumping the queue; never waits.
+
+        Returns ``False`` when others are waiting or the capacity is not there.  Must be called with a
+        running event loop (the limiter reads the loop's clock).
+        """
+        self._validate(weight)
+        loop = self._bind()
+        now = loop.time()
+        if self._n_waiting or self._ready_at(weight, now) > now:
+            return False
+        self._take(weight, now)
+        self._granted += 1
+        if _OBSERVERS.get():
+            emit(now, Kind.GRANTED, self.name, None, weight, self._grant_detail(0.0, now))
+        return True
+
+    @asynccontextmanager
+    async def slot(self, weight: float = 1) -> AsyncIterator[None]:
+        """``async with limiter.slot():`` acquire on entry; a holding limiter releases on exit, even on error."""
+        await self.acquire(weight)
+        try:
+            yield
+        finally:
+            if self.holds:
+                self.release(weight)
+
+    @property
+    def waiting(self) -> int:
+        """How many tasks are waiting right now."""
+        return self._n_waiting
+
+    def statistics(self) -> LimiterStatistics:
+        """A frozen snapshot (see :class:`LimiterStatistics`)."""
+        return LimiterStatistics(**self._common_statistics())
+
+    # ------------------------------------------------------------------ shared machinery
+    def _common_statistics(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "waiting": self._n_waiting,
+            "granted": self._granted,
+            "queued": self._queued,
+            "cancelled": self._cancelled,
+            "rejected": self._rejected,
+            "total_waited": self._total_waited,
+            "max_waited": self._max_waited,
+        }
+
+    def _validate(self, weight: float) -> None:
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0 or weight == INF:
+            raise ValueError(f"weight must be a positive finite number, got {weight!r}")
+        if weight > self.max_weight:
+            self._rejected += 1
+            loop = self._loop_or_none()
+            if loop is not None and _OBSERVERS.get():
+                emit(loop.time(), Kind.REJECTED, self.name, None, weight, {"reason": "oversize"})
+            raise ValueError(
+                f"weight {weight:g} exceeds what {self.name} can ever grant ({self.max_weight:g}); "
+                "waiting for it would never end. Split the request or raise the limit."
+            )
+
+    def _grant_detail(self, waited: float, now: float) -> dict[str, Any]:
+        """What a ``granted`` event says besides the basics: the wait, and the level after the grant."""
+        return {"waited": waited, self.level_name: self._level(now)}
+
+    def _loop_or_none(self) -> asyncio.AbstractEventLoop | None:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            if self._n_waiting:
+                raise RuntimeError(
+                    f"{self.name} has tasks waiting on another event loop; create a limiter inside the "
+                    "coroutine that uses it (one limiter per run)."
+                )
+            # A new loop has a new clock (each throttle_lab.run starts at 0): start afresh.
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_when = INF
+            self._waiters.clear()
+            self._loop = loop
+            self._restart()
+        return loop
+
+    async def _wait(self, loop: asyncio.AbstractEventLoop, weight: float, now: float) -> Any:
+        """Queue up, sleep until ``_wake`` grants to us, and return the grant's receipt."""
+        waiter = _Waiter(weight, loop.create_future(), now, current_request())
+        self._waiters.append(waiter)
+        self._n_waiting += 1
+        if _OBSERVERS.get():
+            emit(now, Kind.QUEUED, self.name, waiter.request, weight, {"ahead": self._n_waiting - 1})
+        if self._n_waiting == 1:
+            self._wake()  # we are the head: arm the timer for us
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            self._abandon(waiter)
+            raise
+
+    def _abandon(self, waiter: _Waiter) -> None:
+        """A waiter's task was cancelled: leave the queue, or give back what was granted a moment ago."""
+        now = self._loop.time() if self._loop is not None else 0.0
+        future = waiter.future
+        granted = future.done() and not future.cancelled()
+        self._cancelled += 1
+        if granted:
+            self._refund(waiter.weight, future.result(), now)
+        else:
+            # Lazy removal: the entry stays in the deque and is skipped when it reaches the head.
+            future.cancel()
+            self._n_waiting -= 1
+            self._queued += 1
+        if _OBSERVERS.get():
+            emit(now, Kind.CANCELLED, self.name, waiter.request, waiter.weight, {"after_grant": granted})
+        # Either capacity came back, or the head may have left: whoever is next may be able to go now.
+        self._wake()
+
+    def _wake(self) -> None:
+        """Grant to the head of the queue while it fits; then sleep until the head can go."""
+        loop = self._loop
+        if loop is None:
+            return
+        now = loop.time()
+        waiters = self._waiters
+        while waiters:
+            head = waiters[0]
+            if head.future.done():  # cancelled while waiting
+                waiters.popleft()
+                continue
+            ready = self._ready_at(head.weight, now)
+            if ready > now:
+                self._arm(loop, ready)
+                return
+            waiters.popleft()
+            self._n_waiting -= 1
+            receipt = self._take(head.weight, now)
+            head.future.set_result(receipt)
+            waited = now - head.enqueued
+            self._granted += 1
+            self._queued += 1
+            self._total_waited += waited
+            if waited > self._max_waited:
+                self._max_waited = waited
+            if _OBSERVERS.get():
+                emit(now, Kind.GRANTED, self.name, head.request, head.weight, self._grant_detail(waited, now))
+        self._arm(loop, INF)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
+        """Keep exactly one timer, set for ``when`` (infinity: none, a release will wake us)."""
+        if when == self._timer_when and self._timer is not None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_when = when
+        if when != INF:
+            self._timer = loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_when = INF
+        self._wake()
+
+    def _now_for_repr(self) -> float | None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return None
+        return loop.time()

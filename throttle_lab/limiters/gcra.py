@@ -1,0 +1,125 @@
+"""GCRA: the Generic Cell Rate Algorithm -- a token bucket that stores one number.
+
+GCRA keeps a single timestamp, the *theoretical arrival time* (TAT): when the next request would be due
+if everyone so far had arrived perfectly spaced, one every ``emission_interval = 1 / rate`` seconds.
+A request may go early by at most ``burst`` intervals::
+
+    emission interval T = 1/rate             burst = 3  ->  may run up to 3·T ahead of schedule
+    TAT ──────────────────────────────┐
+    t:  0    T    2T   3T   4T   5T   │
+        ├────┼────┼────┼────┼────┤    │      a request of weight w is allowed at `now` if
+        ●●●  ·    ●    ●    ●         │          TAT + w·T - burst·T <= now
+        burst then one per T          │      and then TAT = max(TAT, now) + w·T
+
+Because the next due time is computed from the *ideal timeline* (the TAT) and not from "now + interval",
+timer jitter never compounds: a grant that fires 3 ms late does not push every later grant 3 ms back.
+
+It admits exactly what :class:`~throttle_lab.TokenBucket` with the same rate and ``capacity=burst``
+admits -- the two are the same rule in different clothes -- but needs no refill arithmetic, which is why
+Redis-based limiters and many API gateways use it.
+
+>>> import asyncio
+>>> from throttle_lab import GCRA, run
+>>> async def main() -> list[float]:
+...     limiter = GCRA(rate=4.0, burst=2)
+...     loop = asyncio.get_running_loop()
+...     times = []
+...     for _ in range(5):
+...         await limiter.acquire()
+...         times.append(loop.time())
+...     return times
+>>> run(main())
+[0.0, 0.0, 0.25, 0.5, 0.75]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ._base import Limiter, LimiterStatistics, check_positive, resolve_rate
+
+__all__ = ["GCRA", "GCRAStatistics"]
+
+
+@dataclass(frozen=True, slots=True)
+class GCRAStatistics(LimiterStatistics):
+    rate: float
+    burst: float
+    theoretical_arrival: float
+
+
+class GCRA(Limiter):
+    """Requests spaced ``1/rate`` seconds apart on an ideal timeline, up to ``burst`` ahead of it.
+
+    Args:
+        rate: units per second.  Give this *or* ``per_minute``.
+        burst: how many units may go back to back (also the heaviest single request).  Default 1: no
+            burst, perfectly even spacing.
+        per_minute: units per minute.
+        name: how events and ``repr`` call it.
+    """
+
+    level_name = "tokens"
+
+    def __init__(
+        self,
+        rate: float | None = None,
+        burst: float = 1,
+        *,
+        per_minute: float | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.rate = resolve_rate(rate, per_minute)
+        self.burst = check_positive("burst", burst)
+        self._tat = -math.inf  # theoretical arrival time; -inf: nothing sent yet, a full burst is free
+
+    @property
+    def emission_interval(self) -> float:
+        """Seconds between two units at the sustained rate."""
+        return 1.0 / self.rate
+
+    @property
+    def max_weight(self) -> float:
+        return self.burst
+
+    def set_rate(self, rate: float) -> None:
+        """Change the rate from now on.  The backlog already booked keeps its old spacing."""
+        self.rate = check_positive("rate", rate)
+        self._wake()
+
+    # -- the algorithm: one timestamp ---------------------------------------------------------------
+    def _ready_at(self, weight: float, now: float) -> float:
+        # The earliest moment this request fits within the burst tolerance.
+        return self._tat + (weight - self.burst) / self.rate
+
+    def _take(self, weight: float, now: float) -> None:
+        self._tat = max(self._tat, now) + weight / self.rate
+
+    def _refund(self, weight: float, receipt: Any, now: float) -> None:
+        # Un-book the units.  If the TAT falls into the past, max(TAT, now) at the next take means no
+        # extra burst appears from nowhere.
+        self._tat -= weight / self.rate
+
+    def _level(self, now: float) -> float:
+        # Expressed as a token bucket would say it: units that could go right now.
+        return max(0.0, min(self.burst, self.burst - (self._tat - now) * self.rate))
+
+    def _restart(self) -> None:
+        self._tat = -math.inf
+
+    def statistics(self) -> GCRAStatistics:
+        return GCRAStatistics(
+            **self._common_statistics(), rate=self.rate, burst=self.burst, theoretical_arrival=self._tat
+        )
+
+    def __repr__(self) -> str:
+        now = self._now_for_repr()
+        level = self.burst if now is None else self._level(now)
+        tat = "none yet" if self._tat == -math.inf else f"{self._tat:.3f}"
+        return (
+            f"<GCRA {self.name!r} rate={self.rate:g}/s ({self.rate * 60:g}/min) burst={self.burst:g} "
+            f"available={level:.2f} tat={tat} waiting={self._n_waiting} granted={self._granted}>"
+        )

@@ -1,0 +1,329 @@
+"""Virtual time, and one ``run()`` that works in scripts, notebooks and widget callbacks.
+
+Rate limiting is about time, and real time is slow: an experiment that sends 10,000 requests at 60 per
+minute takes almost three hours.  A *virtual-time* event loop makes it take a fraction of a second by
+noticing when every task is waiting and jumping the clock straight to the next timer::
+
+    real loop      |--sleep 60 s--------------------------------|--sleep 60 s---------------...
+    virtual loop   |jump|jump|jump ...  (each jump costs microseconds)
+
+Everything that takes its time from ``loop.time()`` -- every limiter, the mock server, the experiments --
+runs unchanged on either loop.  Code that reads ``time.time()`` or ``time.monotonic()`` does not: that is
+why throttle_lab never does.
+
+>>> import asyncio
+>>> from throttle_lab import run
+>>> async def nap() -> float:
+...     await asyncio.sleep(3600)       # one virtual hour
+...     return asyncio.get_running_loop().time()
+>>> run(nap())
+3600.0
+
+Two ways an all-virtual program can go wrong become loud errors instead of silent hangs:
+
+* **deadlock** -- every task waits on something no timer will ever set (``VirtualTimeDeadlock``, naming
+  the waiting tasks and where they wait);
+* **livelock** -- a task spins (``await asyncio.sleep(0)`` in a loop) without the clock moving
+  (``VirtualTimeLivelock`` after a bounded number of loop iterations).
+
+The loop also gives every positive delay a floor of one microsecond.  Without it, code that sleeps for a
+tiny rounding remainder (``now + 1e-17 == now``) schedules a timer for *now*, wakes at once, finds the same
+remainder and spins forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import os
+import selectors
+import threading
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, TypeVar
+
+__all__ = [
+    "MIN_DELAY",
+    "VirtualTimeDeadlock",
+    "VirtualTimeError",
+    "VirtualTimeLivelock",
+    "VirtualTimeLoop",
+    "now",
+    "run",
+]
+
+T = TypeVar("T")
+
+#: The smallest positive delay the virtual loop schedules (seconds).  See the module docstring.
+MIN_DELAY = 1e-6
+
+
+class VirtualTimeError(RuntimeError):
+    """Base class of the errors a virtual-time loop raises instead of hanging."""
+
+
+class VirtualTimeDeadlock(VirtualTimeError):
+    """Every task is waiting, and no timer, I/O or thread will ever wake any of them."""
+
+
+class VirtualTimeLivelock(VirtualTimeError):
+    """Tasks keep running, but none of them lets virtual time move forward."""
+
+
+def now() -> float:
+    """The running loop's clock: virtual seconds on a virtual loop, monotonic seconds otherwise."""
+    return asyncio.get_running_loop().time()
+
+
+class _VirtualSelector(selectors.BaseSelector):
+    """Wraps a real selector: polls real I/O without blocking, and moves the clock instead of waiting."""
+
+    def __init__(self, loop: VirtualTimeLoop, real: selectors.BaseSelector) -> None:
+        self._loop = loop
+        self._real = real
+
+    # Registration is delegated unchanged: the loop's self-pipe (for call_soon_threadsafe) and any
+    # in-memory transport keep working.
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.register(fileobj, events, data)
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self._real.unregister(fileobj)
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        return self._real.modify(fileobj, events, data)
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return self._real.get_map()
+
+    def close(self) -> None:
+        self._real.close()
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        ready = self._real.select(0)
+        if ready:
+            self._loop._spins = 0
+            return ready
+        if timeout is None:
+            return self._loop._nothing_scheduled(self._real)
+        if timeout > 0:
+            self._loop._advance(timeout)
+        else:
+            self._loop._count_spin()
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An asyncio event loop whose clock jumps to the next timer whenever every task is waiting.
+
+    ``asyncio.Semaphore``, ``Lock``, ``Event``, ``Queue``, ``wait_for``, ``timeout``, ``TaskGroup`` and
+    ``call_at`` all work unchanged; only the clock is different.  Use it through :func:`run`, or directly
+    as ``asyncio.Runner(loop_factory=VirtualTimeLoop)``.
+
+    Args:
+        start: the clock's reading when the loop starts (0.0 makes traces easy to read).
+        max_spins: loop iterations allowed at one instant before a livelock is reported.  Legitimate work
+            at a single instant (thousands of tasks handing a slot to each other) needs a few per task.
+        thread_wait: while a thread started with ``run_in_executor``/``to_thread`` is still working, the
+            loop waits for it in real time, at most this many real seconds per check, instead of
+            reporting a deadlock.  Virtual time does not mix with threads: the clock stands still meanwhile.
+    """
+
+    def __init__(self, *, start: float = 0.0, max_spins: int = 1_000_000, thread_wait: float = 0.05) -> None:
+        if max_spins < 1:
+            raise ValueError(f"max_spins must be at least 1, got {max_spins!r}")
+        self._now = float(start)
+        self._spins = 0
+        self._max_spins = max_spins
+        self._thread_wait = thread_wait
+        self._threads_in_flight = 0
+        super().__init__(_VirtualSelector(self, selectors.DefaultSelector()))
+
+    # -- the clock -------------------------------------------------------------------------------------
+    def time(self) -> float:
+        return self._now
+
+    def call_later(  # type: ignore[override]
+        self, delay: float, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> asyncio.TimerHandle:
+        if 0 < delay < MIN_DELAY:
+            delay = MIN_DELAY
+        return super().call_later(delay, callback, *args, context=context)
+
+    def call_at(  # type: ignore[override]
+        self, when: float, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+    ) -> asyncio.TimerHandle:
+        if self._now < when < self._now + MIN_DELAY:
+            when = self._now + MIN_DELAY
+        return super().call_at(when, callback, *args, context=context)
+
+    def _advance(self, timeout: float) -> None:
+        # Jump exactly onto the next timer's deadline rather than to ``now + timeout``: the two can differ
+        # in the last bit, and a timer that is a hair in the future would never fire.
+        target = self._now + timeout
+        scheduled: list[asyncio.TimerHandle] = self._scheduled  # type: ignore[attr-defined]
+        if scheduled:
+            head = scheduled[0].when()
+            if self._now < head <= target or head - self._now == timeout:
+                target = head
+        if target > self._now:
+            self._now = target
+            self._spins = 0
+        else:  # pragma: no cover - only reachable through rounding at enormous clock values
+            self._count_spin()
+
+    def _count_spin(self) -> None:
+        self._spins += 1
+        if self._spins > self._max_spins:
+            self._spins = 0
+            raise VirtualTimeLivelock(
+                f"{self._max_spins:,} loop iterations ran at virtual time {self._now:g} s without the clock "
+                "moving: a task is probably busy-waiting (e.g. `await asyncio.sleep(0)` in a loop, or "
+                "re-checking a condition that only time can change). Sleep until the moment the condition "
+                "can change instead.\n" + _describe_tasks(self)
+            )
+
+    def _nothing_scheduled(self, real: selectors.BaseSelector) -> list[tuple[selectors.SelectorKey, int]]:
+        """No timer and nothing ready: wait for a thread if one is working, otherwise it is a deadlock."""
+        while self._threads_in_flight:
+            ready = real.select(self._thread_wait)
+            if ready:
+                return ready
+        raise VirtualTimeDeadlock(
+            f"deadlock at virtual time {self._now:g} s: every task is waiting and nothing will wake them "
+            "(no timer is scheduled, no thread is working). Something is waiting for a release, a "
+            "response or an event that never comes.\n" + _describe_tasks(self)
+        )
+
+    # -- threads ---------------------------------------------------------------------------------------
+    def run_in_executor(  # type: ignore[override]
+        self, executor: concurrent.futures.Executor | None, func: Callable[..., T], *args: Any
+    ) -> asyncio.Future[T]:
+        future = super().run_in_executor(executor, func, *args)
+        self._threads_in_flight += 1
+
+        def _done(_: asyncio.Future[T]) -> None:
+            self._threads_in_flight -= 1
+
+        future.add_done_callback(_done)
+        return future
+
+    async def shutdown_default_executor(self, *args: Any, **kwargs: Any) -> None:
+        # asyncio joins the executor's threads from a helper thread of its own and waits for it: count
+        # that as a thread at work too, or closing the loop would look like a deadlock.
+        self._threads_in_flight += 1
+        try:
+            await super().shutdown_default_executor(*args, **kwargs)
+        finally:
+            self._threads_in_flight -= 1
+
+
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+
+
+def _describe_tasks(loop: asyncio.AbstractEventLoop) -> str:
+    """One line per pending task: its name and the innermost line of *your* code it is suspended on."""
+    lines = []
+    for task in asyncio.all_tasks(loop):
+        if task.done():
+            continue
+        coro: Any = task.get_coro()
+        where = "?"
+        while coro is not None:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            # asyncio's own frames (Event.wait, Queue.get...) say less than the line that called them.
+            if frame is not None and not frame.f_code.co_filename.startswith(_ASYNCIO_DIR):
+                where = f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        lines.append(f"  - task {task.get_name()!r} waiting at {where}")
+    return "pending tasks:\n" + "\n".join(sorted(lines)) if lines else "no pending tasks"
+
+
+def _in_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def run(main: Coroutine[Any, Any, T], *, virtual: bool = True, debug: bool | None = None) -> T:
+    """Run a coroutine to completion from synchronous code and return its result.
+
+    * ``virtual=True`` (the default) runs it on a fresh :class:`VirtualTimeLoop`: sleeps cost nothing,
+      and the same program gives the same timestamps every time.  ``virtual=False`` uses a normal loop.
+    * Called where no loop is running (a script, a test), it runs in this thread.
+    * Called where a loop is already running (a Jupyter cell, an ipywidgets callback), it runs the
+      coroutine on a fresh loop in a worker thread and blocks until it finishes.  Nothing global is
+      patched, so it needs neither ``nest_asyncio`` nor any kernel setting.
+
+    Create loop-bound objects (limiters, throttlers, httpx clients) *inside* the coroutine you pass,
+    because a loop-bound object cannot move between loops.  Context variables (such as an active
+    :func:`throttle_lab.record`) are carried into the worker thread.
+
+    >>> import asyncio
+    >>> async def answer() -> int:
+    ...     await asyncio.sleep(10)
+    ...     return 42
+    >>> run(answer())
+    42
+    """
+    if not asyncio.iscoroutine(main):
+        raise TypeError(f"run() needs a coroutine object, e.g. run(main()), not {type(main).__name__}")
+    if not _in_running_loop():
+        return _run_here(main, virtual, debug)
+    return _run_in_worker(main, virtual, debug)
+
+
+def _run_here(main: Coroutine[Any, Any, T], virtual: bool, debug: bool | None) -> T:
+    factory = VirtualTimeLoop if virtual else None
+    with asyncio.Runner(debug=debug, loop_factory=factory) as runner:
+        return runner.run(main)
+
+
+def _run_in_worker(main: Coroutine[Any, Any, T], virtual: bool, debug: bool | None) -> T:
+    context = contextvars.copy_context()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+    started = threading.Event()
+    loop_box: list[asyncio.AbstractEventLoop] = []
+
+    async def wrapper() -> T:
+        loop_box.append(asyncio.get_running_loop())
+        started.set()
+        return await main
+
+    def target() -> None:
+        try:
+            outcome.append(_run_here(wrapper(), virtual, debug))
+        except BaseException as exc:  # carried back to the caller's thread
+            failure.append(exc)
+        finally:
+            started.set()
+
+    worker = threading.Thread(target=context.run, args=(target,), name="throttle_lab.run", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.1)
+    except KeyboardInterrupt:
+        # "Interrupt kernel" in Jupyter lands here: stop the worker's work too, then re-raise.
+        started.wait()
+        if loop_box:
+            _cancel_all_threadsafe(loop_box[0])
+        worker.join()
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+def _cancel_all_threadsafe(loop: asyncio.AbstractEventLoop) -> None:
+    def cancel_all() -> None:
+        for task in asyncio.all_tasks(loop):
+            task.cancel()
+
+    try:
+        loop.call_soon_threadsafe(cancel_all)
+    except RuntimeError:  # the loop already closed
+        pass

@@ -1,0 +1,427 @@
+"""Throttler: concurrency + requests per minute + tokens per minute, reserved as one, at send time.
+
+An LLM API enforces several limits at once, and a request needs room under *all* of them::
+
+                    ┌ concurrency: a free slot?          (max_concurrent)
+    request ──────> ┼ requests:    one more this minute?  (rpm)          all yes -> take all three,
+    (est. tokens)   └ tokens:      its tokens this minute? (tpm)          now, and send
+
+Taking them one after another goes wrong in a subtle way.  The article's design waits for the rate limit
+first and *then* for a concurrency slot.  While it waits for the slot, the rate it booked ages: once the
+slot frees, requests go out back to back, faster than the rate they were booked at, and the server --
+which counts when requests *arrive* -- answers 429.  Here the three are one all-or-nothing reservation
+made at the instant the request can go, and waiters are served strictly in arrival order across all
+limits (a big TPM request at the head is not overtaken by small ones).
+
+Tokens are an estimate (prompt + ``max_tokens``) until the response says what was really charged;
+:meth:`Permit.reconcile` corrects the books.  A 429 anywhere should slow *everyone* down: :meth:`pause`
+makes the whole throttler wait out the server's hint once, instead of every task retrying on its own.
+
+>>> import asyncio
+>>> from throttle_lab import Throttler, run
+>>> async def main() -> list[float]:
+...     throttler = Throttler(max_concurrent=2, rpm=60, tpm=1_000, window=2.0)
+...     loop = asyncio.get_running_loop()
+...     sent = []
+...     async def call(tokens: int) -> None:
+...         async with throttler.slot(tokens=tokens):
+...             sent.append(loop.time())
+...             await asyncio.sleep(0.5)            # the API call
+...     await asyncio.gather(*(call(10) for _ in range(5)))
+...     return sent
+>>> run(main())
+[0.0, 0.0, 1.0, 2.0, 3.0]
+
+With ``window=2.0`` the RPM bucket holds 2 (60 per minute enforced over 2 s, as a provider enforcing
+"1 per second" would); two requests go at once, then one per second.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .events import _OBSERVERS, Kind, emit
+from .limiters._base import Limiter, LimiterStatistics, check_positive
+from .limiters.concurrency import ConcurrencyLimiter
+from .limiters.token_bucket import TokenBucket
+
+__all__ = ["KeyedThrottler", "Permit", "Throttler", "ThrottlerStatistics"]
+
+INF = math.inf
+
+
+class Permit:
+    """What :meth:`Throttler.acquire` hands out: one request's reservation.
+
+    Holds a concurrency slot (if the throttler has a concurrency limit) until :meth:`release`, and
+    remembers the tokens charged so :meth:`reconcile` can correct them.
+    """
+
+    __slots__ = ("_receipts", "_released", "_throttler", "tokens")
+
+    def __init__(self, throttler: Throttler, tokens: float, receipts: tuple[Any, Any, Any]) -> None:
+        self._throttler = throttler
+        self.tokens = tokens
+        self._receipts = receipts
+        self._released = False
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> None:
+        """Give the concurrency slot back (idempotent: a second call does nothing)."""
+        if not self._released:
+            self._released = True
+            self._throttler._release_permit(self)
+
+    def reconcile(self, actual_tokens: float) -> None:
+        """Replace the estimated token charge by the real one (e.g. from the response's ``usage``).
+
+        Over-estimates give tokens back to the budget; under-estimates are charged as debt.  Reconcile
+        with what the *server* counted: a provider that charges prompt + ``max_tokens`` at admission
+        does not refund unused completion tokens, so neither should you.
+        """
+        if not (isinstance(actual_tokens, int | float) and math.isfinite(actual_tokens) and actual_tokens >= 0):
+            raise ValueError(f"actual_tokens must be a non-negative number, got {actual_tokens!r}")
+        delta = actual_tokens - self.tokens
+        if delta:
+            self._throttler._adjust_tokens(self, delta)
+            self.tokens = actual_tokens
+
+    def __repr__(self) -> str:
+        state = "released" if self._released else "held"
+        return f"<Permit tokens={self.tokens:g} {state}>"
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottlerStatistics(LimiterStatistics):
+    in_flight: float
+    paused_until: float
+    requests_level: float | None
+    tokens_level: float | None
+    tokens_granted: float
+
+
+class Throttler(Limiter):
+    """One reservation across concurrency, requests-per-minute and tokens-per-minute limits.
+
+    Args:
+        max_concurrent: requests in flight at once (None: no limit).
+        rpm: requests per minute (None: no limit).
+        tpm: tokens per minute (None: no limit).
+        window: the span over which the per-minute limits may burst, in seconds.  Each becomes a token
+            bucket holding ``limit x window / 60`` and refilling at ``limit / 60`` per second -- the way
+            providers enforce them.  60 (default) lets a fresh minute's whole budget go at once; use the
+            server's own window (e.g. 1 s) to never burst above what it tolerates.
+        requests, tokens: limiters to use instead of the default buckets (e.g. a ``SlidingWindowLog``).
+            They serve as *meters*: the throttler asks them when a request fits and books it; their own
+            queues stay empty.
+        name: how events and ``repr`` call it.
+
+    Invalid values raise ``ValueError``; ``acquire(tokens=...)`` larger than the TPM bucket can ever
+    hold raises at once instead of waiting forever.
+    """
+
+    holds = True
+    level_name = "in_flight"
+
+    def __init__(
+        self,
+        max_concurrent: int | None = None,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        *,
+        window: float = 60.0,
+        requests: Limiter | None = None,
+        tokens: Limiter | None = None,
+        name: str = "throttler",
+    ) -> None:
+        super().__init__(name=name)
+        check_positive("window", window)
+        if rpm is not None and requests is not None:
+            raise ValueError("give rpm= or requests=, not both")
+        if tpm is not None and tokens is not None:
+            raise ValueError("give tpm= or tokens=, not both")
+        self.window = float(window)
+        self.concurrency = (
+            ConcurrencyLimiter(max_concurrent, name=f"{name}.concurrency") if max_concurrent is not None else None
+        )
+        self.requests = requests if requests is not None else self._bucket("rpm", rpm, f"{name}.requests")
+        self.tokens = tokens if tokens is not None else self._bucket("tpm", tpm, f"{name}.tokens")
+        for meter in (self.requests, self.tokens):
+            if meter is not None and meter.holds:
+                raise ValueError(f"{meter.name} holds capacity until released; pass it as max_concurrent instead")
+        self._paused_until = -INF
+        self._tokens_granted = 0.0
+
+    def _bucket(self, what: str, limit: float | None, name: str) -> TokenBucket | None:
+        if limit is None:
+            return None
+        check_positive(what, limit)
+        return TokenBucket(per_minute=limit, capacity=limit * self.window / 60.0, name=name)
+
+    # ------------------------------------------------------------------ public surface
+    async def acquire(self, tokens: float = 0) -> Permit:  # type: ignore[override]
+        """Wait in line until a slot, a request and ``tokens`` tokens are all available; take them together.
+
+        Returns a :class:`Permit`; call ``permit.release()`` when the response is complete (or use
+        :meth:`slot`, which does it for you).
+        """
+        self._validate(tokens)
+        loop = self._bind()
+        now = loop.time()
+        if not self._n_waiting and self._ready_at(tokens, now) <= now:
+            receipts = self._take(tokens, now)
+            self._granted += 1
+            if _OBSERVERS.get():
+                emit(now, Kind.GRANTED, self.name, None, tokens, self._grant_detail(0.0, now))
+            return Permit(self, tokens, receipts)
+        receipts = await self._wait(loop, tokens, now)
+        return Permit(self, tokens, receipts)
+
+    def try_acquire(self, tokens: float = 0) -> Permit | None:  # type: ignore[override]
+        """A permit if one is available now without jumping the queue, else ``None``."""
+        self._validate(tokens)
+        loop = self._bind()
+        now = loop.time()
+        if self._n_waiting or self._ready_at(tokens, now) > now:
+            return None
+        receipts = self._take(tokens, now)
+        self._granted += 1
+        if _OBSERVERS.get():
+            emit(now, Kind.GRANTED, self.name, None, tokens, self._grant_detail(0.0, now))
+        return Permit(self, tokens, receipts)
+
+    @asynccontextmanager
+    async def slot(self, tokens: float = 0) -> AsyncIterator[Permit]:  # type: ignore[override]
+        """``async with throttler.slot(tokens=est) as permit:`` -- released on exit, even on error."""
+        permit = await self.acquire(tokens)
+        try:
+            yield permit
+        finally:
+            permit.release()
+
+    def release(self, permit: Permit) -> None:
+        """Same as ``permit.release()``."""
+        permit.release()
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for ``seconds`` from now (a shared cool-down after a 429).
+
+        Pauses only ever extend: a shorter pause than the one in force changes nothing.
+        """
+        if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+        loop = self._bind()
+        self.pause_until(loop.time() + seconds)
+
+    def pause_until(self, when: float) -> None:
+        """Hold every request until loop time ``when`` (no effect if an equal or later pause is in force)."""
+        loop = self._bind()
+        if when <= self._paused_until:
+            return
+        self._paused_until = when
+        now = loop.time()
+        if _OBSERVERS.get():
+            emit(now, Kind.PAUSED, self.name, None, 0, {"until": when, "seconds": when - now})
+        self._wake()
+
+    @property
+    def paused_until(self) -> float:
+        """Loop time until which requests are held (``-inf`` if never paused)."""
+        return self._paused_until
+
+    @property
+    def in_flight(self) -> float:
+        return self.concurrency.in_use if self.concurrency is not None else 0
+
+    def set_limits(self, *, rpm: float | None = None, tpm: float | None = None) -> None:
+        """Change the per-minute rates from now on (adaptive throttling uses this).
+
+        Only the refill rate changes; the bucket sizes stay.  Works when the meters support ``set_rate``
+        (the default buckets and :class:`~throttle_lab.GCRA` do).
+        """
+        for label, meter, limit in (("rpm", self.requests, rpm), ("tpm", self.tokens, tpm)):
+            if limit is None:
+                continue
+            check_positive(label, limit)
+            setter: Callable[[float], None] | None = getattr(meter, "set_rate", None)
+            if setter is None:
+                raise ValueError(f"{label}: this throttler has no adjustable {label} meter")
+            setter(limit / 60.0)
+        self._wake()
+
+    @property
+    def max_weight(self) -> float:
+        return self.tokens.max_weight if self.tokens is not None else INF
+
+    # ------------------------------------------------------------------ the combined algorithm
+    def _meters(self) -> Iterator[tuple[Limiter, bool]]:
+        """(meter, charged by tokens?) for each limit this throttler has."""
+        if self.concurrency is not None:
+            yield self.concurrency, False
+        if self.requests is not None:
+            yield self.requests, False
+        if self.tokens is not None:
+            yield self.tokens, True
+
+    def _validate(self, weight: float) -> None:
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (0 <= weight < INF):
+            raise ValueError(f"tokens must be a non-negative finite number, got {weight!r}")
+        if weight > self.max_weight:
+            self._rejected += 1
+            loop = self._loop_or_none()
+            if loop is not None and _OBSERVERS.get():
+                emit(loop.time(), Kind.REJECTED, self.name, None, weight, {"reason": "oversize"})
+            raise ValueError(
+                f"a request of {weight:g} tokens can never fit {self.name}'s token budget "
+                f"({self.max_weight:g} at most); waiting for it would never end. Lower max_tokens or "
+                "split the request."
+            )
+
+    def _ready_at(self, weight: float, now: float) -> float:
+        # All-or-nothing: the request can go when the last of its limits lets it (and no pause holds).
+        ready = self._paused_until
+        for meter, by_tokens in self._meters():
+            units = weight if by_tokens else 1
+            if units > 0:
+                at = meter._ready_at(units, now)
+                if at > ready:
+                    ready = at
+        return ready
+
+    def _take(self, weight: float, now: float) -> tuple[Any, Any, Any]:
+        concurrency = self.concurrency._take(1, now) if self.concurrency is not None else None
+        requests = self.requests._take(1, now) if self.requests is not None else None
+        tokens = self.tokens._take(weight, now) if self.tokens is not None and weight > 0 else None
+        self._tokens_granted += weight
+        return (concurrency, requests, tokens)
+
+    def _refund(self, weight: float, receipt: Any, now: float) -> None:
+        concurrency, requests, tokens = receipt
+        if self.concurrency is not None:
+            self.concurrency._refund(1, concurrency, now)
+        if self.requests is not None:
+            self.requests._refund(1, requests, now)
+        if self.tokens is not None and weight > 0:
+            self.tokens._refund(weight, tokens, now)
+        self._tokens_granted -= weight
+
+    def _level(self, now: float) -> float:
+        return self.in_flight
+
+    def _restart(self) -> None:
+        self._paused_until = -INF
+        for meter, _ in self._meters():
+            meter._loop = self._loop
+            meter._restart()
+
+    def _grant_detail(self, waited: float, now: float) -> dict[str, Any]:
+        detail: dict[str, Any] = {"waited": waited, "in_flight": self.in_flight}
+        if self.requests is not None:
+            detail["requests_left"] = self.requests._level(now)
+        if self.tokens is not None:
+            detail["tokens_left"] = self.tokens._level(now)
+        return detail
+
+    def _release_permit(self, permit: Permit) -> None:
+        loop = self._loop
+        if self.concurrency is not None:
+            self.concurrency._refund(1, None, 0.0)
+        if loop is not None and _OBSERVERS.get():
+            emit(loop.time(), Kind.RELEASED, self.name, None, permit.tokens, {"in_flight": self.in_flight})
+        self._wake()
+
+    def _adjust_tokens(self, permit: Permit, delta: float) -> None:
+        loop = self._loop
+        if self.tokens is None or loop is None:
+            return
+        now = loop.time()
+        receipt = permit._receipts[2]
+        if receipt is None and permit.tokens == 0:
+            # Nothing was booked at grant time (no estimate): charge the real usage now, as debt.
+            self.tokens._take(delta, now)
+        else:
+            self.tokens._adjust(receipt, delta, now)
+        self._tokens_granted += delta
+        if _OBSERVERS.get():
+            emit(now, Kind.ADJUSTED, self.name, None, delta, {"tokens_left": self.tokens._level(now)})
+        self._wake()
+
+    # ------------------------------------------------------------------ observation
+    def statistics(self) -> ThrottlerStatistics:
+        now = self._now_for_repr()
+        return ThrottlerStatistics(
+            **self._common_statistics(),
+            in_flight=self.in_flight,
+            paused_until=self._paused_until,
+            requests_level=None if self.requests is None or now is None else self.requests._level(now),
+            tokens_level=None if self.tokens is None or now is None else self.tokens._level(now),
+            tokens_granted=self._tokens_granted,
+        )
+
+    def __repr__(self) -> str:
+        now = self._now_for_repr()
+        parts = [f"<Throttler {self.name!r}"]
+        if self.concurrency is not None:
+            parts.append(f"in_flight={self.in_flight:g}/{self.concurrency.max_concurrent}")
+        for label, meter in (("requests", self.requests), ("tokens", self.tokens)):
+            if meter is not None:
+                level = "?" if now is None else f"{meter._level(now):.1f}"
+                parts.append(f"{label}={level}")
+        if now is not None and self._paused_until > now:
+            parts.append(f"paused {self._paused_until - now:.2f}s more")
+        parts.append(f"waiting={self._n_waiting} granted={self._granted}>")
+        return " ".join(parts)
+
+
+class KeyedThrottler:
+    """One independent :class:`Throttler` per key (API key, provider, model...), made on first use.
+
+    Limits are enforced per key by providers, so keys must never wait for each other::
+
+        >>> throttlers = KeyedThrottler(lambda key: Throttler(max_concurrent=4, rpm=500, name=key))
+        >>> throttlers["openai:key-a"] is throttlers["openai:key-a"]
+        True
+        >>> throttlers["openai:key-a"] is throttlers["anthropic:key-b"]
+        False
+    """
+
+    def __init__(self, factory: Callable[[str], Throttler]) -> None:
+        if not callable(factory):
+            raise ValueError("factory must be a callable taking a key and returning a Throttler")
+        self._factory = factory
+        self._throttlers: dict[str, Throttler] = {}
+
+    def __getitem__(self, key: str) -> Throttler:
+        throttler = self._throttlers.get(key)
+        if throttler is None:
+            throttler = self._factory(key)
+            if not isinstance(throttler, Throttler):
+                raise ValueError(f"factory returned {type(throttler).__name__}, not a Throttler")
+            self._throttlers[key] = throttler
+        return throttler
+
+    async def acquire(self, key: str, tokens: float = 0) -> Permit:
+        """``await keyed.acquire(key, tokens)``: the key's throttler's :meth:`Throttler.acquire`."""
+        return await self[key].acquire(tokens)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._throttlers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._throttlers)
+
+    def __len__(self) -> int:
+        return len(self._throttlers)
+
+    def statistics(self) -> dict[str, ThrottlerStatistics]:
+        return {key: throttler.statistics() for key, throttler in self._throttlers.items()}
+
+    def __repr__(self) -> str:
+        return f"<KeyedThrottler keys={list(self._throttlers)}>"

@@ -1,0 +1,409 @@
+"""Trace: an ordered list of events, and the questions plots and graders ask of it.
+
+A trace is what :func:`throttle_lab.record` hands you.  It answers questions *about time*::
+
+    trace.max_in_window("granted", 60)   # the most grants in any 60 s span -- over the limit?
+    trace.rolling("sent", 60)            # requests per minute, sampled through the run, for a plot
+    trace.spans()                        # per request: when it queued, got through, was sent, finished
+    trace.summary(limit_per_minute=60)   # completed, 429s, retries, makespan, achieved rate, wait p50/p99
+
+and exports to rows, CSV, JSON or a pandas DataFrame.  Windows are half-open, ``[t, t + window)``, the
+same convention the limiters use: a grant at ``t = 0`` and one at ``t = 60`` are in different minutes.
+
+>>> from throttle_lab import Event, Trace
+>>> trace = Trace([Event(0.0, "granted", "demo", 1), Event(30.0, "granted", "demo", 2),
+...                Event(60.0, "granted", "demo", 3)])
+>>> trace.max_in_window("granted", 60)
+2
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import json
+import math
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, overload
+
+from .events import Event, Kind
+
+__all__ = ["Span", "Summary", "Trace", "percentile"]
+
+_END_KINDS = {Kind.DONE, Kind.FAILED, Kind.CANCELLED, Kind.REJECTED}
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation; ``nan`` for no values."""
+    if not 0 <= q <= 100:
+        raise ValueError(f"q must be between 0 and 100, got {q!r}")
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One request's life, as the trace saw it.  Times are ``None`` when that step never happened."""
+
+    request: Hashable
+    start: float  # first event about it
+    granted: float | None  # first grant by a limiter
+    sent: float | None  # first attempt sent
+    end: float | None  # done / failed / cancelled / rejected
+    outcome: str  # "done", "failed", "cancelled", "rejected" or "open"
+    attempts: int  # attempts sent
+    rate_limited: int  # 429 answers
+    retries: int
+
+    @property
+    def wait(self) -> float | None:
+        """Time from first appearance to first grant (or first send)."""
+        through = self.granted if self.granted is not None else self.sent
+        return None if through is None else through - self.start
+
+    @property
+    def duration(self) -> float | None:
+        return None if self.end is None else self.end - self.start
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """The headline numbers of a run (see :meth:`Trace.summary`)."""
+
+    requests: int
+    completed: int
+    failed: int
+    rejected: int
+    rate_limited: int
+    retries: int
+    makespan: float
+    achieved_per_minute: float
+    limit_per_minute: float | None
+    utilisation: float | None  # achieved / limit
+    wait_p50: float
+    wait_p90: float
+    wait_p99: float
+    wait_max: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        lines = [
+            f"requests {self.requests}: completed {self.completed}, failed {self.failed}, "
+            f"rejected {self.rejected}; 429s {self.rate_limited}, retries {self.retries}",
+            f"makespan {self.makespan:.2f} s, achieved {self.achieved_per_minute:.1f}/min"
+            + (
+                f" of {self.limit_per_minute:g}/min ({self.utilisation:.1%})"
+                if self.limit_per_minute is not None and self.utilisation is not None
+                else ""
+            ),
+            f"wait p50 {self.wait_p50:.2f} s, p90 {self.wait_p90:.2f} s, p99 {self.wait_p99:.2f} s, "
+            f"max {self.wait_max:.2f} s",
+        ]
+        return "\n".join(lines)
+
+
+class Trace(Sequence[Event]):
+    """Events in the order they were recorded (which, on one loop, is time order)."""
+
+    def __init__(self, events: Iterable[Event] = ()) -> None:
+        self._events: list[Event] = list(events)
+
+    # -- a sequence --------------------------------------------------------------------------------
+    def append(self, event: Event) -> None:
+        self._events.append(event)
+
+    def extend(self, events: Iterable[Event]) -> None:
+        self._events.extend(events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self._events)
+
+    @overload
+    def __getitem__(self, index: int) -> Event: ...
+    @overload
+    def __getitem__(self, index: slice) -> Trace: ...
+    def __getitem__(self, index: int | slice) -> Event | Trace:
+        if isinstance(index, slice):
+            return Trace(self._events[index])
+        return self._events[index]
+
+    def __repr__(self) -> str:
+        if not self._events:
+            return "<Trace: no events>"
+        kinds: dict[str, int] = {}
+        for event in self._events:
+            kinds[event.kind] = kinds.get(event.kind, 0) + 1
+        counts = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
+        return f"<Trace {len(self)} events, t={self.start:g}..{self.end:g}: {counts}>"
+
+    # -- building ----------------------------------------------------------------------------------
+    @classmethod
+    def from_records(cls, records: Iterable[Mapping[str, Any]]) -> Trace:
+        """Adopt plain records (e.g. the mock server's ``app.events``) with Event's field names."""
+        events = []
+        for record in records:
+            detail = record.get("detail") or {}
+            events.append(
+                Event(
+                    float(record["t"]),
+                    str(record["kind"]),
+                    str(record.get("source", "server")),
+                    record.get("request"),
+                    record.get("weight", 1),
+                    dict(detail),
+                )
+            )
+        return cls(events)
+
+    @classmethod
+    def merge(cls, *traces: Iterable[Event]) -> Trace:
+        """One trace holding all events of several, in time order (stable for equal times)."""
+        merged = [event for trace in traces for event in trace]
+        merged.sort(key=lambda event: event.t)
+        return cls(merged)
+
+    # -- selecting ---------------------------------------------------------------------------------
+    def filter(
+        self,
+        kind: str | Iterable[str] | None = None,
+        source: str | Iterable[str] | None = None,
+        request: Hashable | None = None,
+    ) -> Trace:
+        """The events matching every given criterion (kinds and sources may be one or several)."""
+        kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
+        sources = {source} if isinstance(source, str) else set(source) if source is not None else None
+        return Trace(
+            event
+            for event in self._events
+            if (kinds is None or event.kind in kinds)
+            and (sources is None or event.source in sources)
+            and (request is None or event.request == request)
+        )
+
+    def of_kind(self, *kinds: str) -> Trace:
+        """Shorthand for ``filter(kind=kinds)``."""
+        return self.filter(kind=kinds)
+
+    def times(self, kind: str | None = None, source: str | None = None) -> list[float]:
+        return [event.t for event in self.filter(kind, source)]
+
+    def count(self, kind: str | None = None, source: str | None = None) -> int:
+        return len(self.filter(kind, source))
+
+    @property
+    def sources(self) -> list[str]:
+        return list(dict.fromkeys(event.source for event in self._events))
+
+    @property
+    def requests(self) -> list[Hashable]:
+        return list(dict.fromkeys(event.request for event in self._events if event.request is not None))
+
+    @property
+    def start(self) -> float:
+        return min((event.t for event in self._events), default=math.nan)
+
+    @property
+    def end(self) -> float:
+        return max((event.t for event in self._events), default=math.nan)
+
+    # -- questions about time ----------------------------------------------------------------------
+    def max_in_window(
+        self, kind: str, window: float, *, source: str | None = None, weighted: bool = False
+    ) -> float:
+        """The most events of ``kind`` (or their summed weight) in any half-open span ``[t, t + window)``.
+
+        This is the question "was the limit ever exceeded?" asked exactly: the busiest window always
+        starts at an event, so it checks every event as a window start.
+        """
+        if not window > 0:
+            raise ValueError(f"window must be positive, got {window!r}")
+        events = sorted(self.filter(kind, source), key=lambda event: event.t)
+        best = 0.0
+        total = 0.0
+        left = 0
+        for event in events:
+            total += event.weight if weighted else 1
+            # Same comparison as the limiters' expiry: an event at t0 has left the window once t0 + W <= t.
+            while events[left].t + window <= event.t:
+                total -= events[left].weight if weighted else 1
+                left += 1
+            best = max(best, total)
+        return best if weighted else int(best)
+
+    def rolling(
+        self,
+        kind: str,
+        window: float = 60.0,
+        *,
+        source: str | None = None,
+        weighted: bool = False,
+        step: float | None = None,
+    ) -> list[tuple[float, float]]:
+        """Samples ``(t, amount in (t - window, t])`` from the first to the last event, every ``step``.
+
+        The default ``step`` gives about 200 samples: enough for a smooth "requests per minute" line.
+        """
+        if not window > 0:
+            raise ValueError(f"window must be positive, got {window!r}")
+        events = sorted(self.filter(kind, source), key=lambda event: event.t)
+        if not events:
+            return []
+        times = [event.t for event in events]
+        cumulative = [0.0]
+        for event in events:
+            cumulative.append(cumulative[-1] + (event.weight if weighted else 1))
+        first, last = times[0], times[-1]
+        if step is None:
+            step = max((last - first) / 200.0, 1e-9)
+        elif not step > 0:
+            raise ValueError(f"step must be positive, got {step!r}")
+        samples = []
+        n = max(0, math.ceil((last - first) / step)) + 1
+        for i in range(n):
+            t = min(first + i * step, last)
+            upto = bisect.bisect_right(times, t)
+            after = bisect.bisect_right(times, t - window)
+            samples.append((t, cumulative[upto] - cumulative[after]))
+        return samples
+
+    def spans(self) -> list[Span]:
+        """One :class:`Span` per request id, in order of first appearance."""
+        building: dict[Hashable, dict[str, Any]] = {}
+        for event in self._events:
+            if event.request is None:
+                continue
+            span = building.get(event.request)
+            if span is None:
+                span = building[event.request] = {
+                    "request": event.request,
+                    "start": event.t,
+                    "granted": None,
+                    "sent": None,
+                    "end": None,
+                    "outcome": "open",
+                    "attempts": 0,
+                    "rate_limited": 0,
+                    "retries": 0,
+                }
+            kind = event.kind
+            if kind == Kind.GRANTED and span["granted"] is None:
+                span["granted"] = event.t
+            elif kind == Kind.SENT:
+                span["attempts"] += 1
+                if span["sent"] is None:
+                    span["sent"] = event.t
+            elif kind == Kind.RATE_LIMITED:
+                span["rate_limited"] += 1
+            elif kind == Kind.RETRY:
+                span["retries"] += 1
+            elif kind in _END_KINDS and event.source != "server":
+                span["end"] = event.t
+                span["outcome"] = str(kind)
+        return [Span(**fields) for fields in building.values()]
+
+    def summary(self, limit_per_minute: float | None = None) -> Summary:
+        """Headline numbers.  ``limit_per_minute`` (the binding limit) adds utilisation = achieved / limit.
+
+        "Completed" counts ``done`` events; a trace of bare limiters (no client) counts grants instead.
+        The achieved rate is completions per minute over the makespan (first event to last completion).
+        """
+        done = self.filter(Kind.DONE)
+        client_trace = len(done) > 0 or self.count(Kind.SENT) > 0
+        finished = done if client_trace else self.filter(Kind.GRANTED)
+        completed = len(finished)
+        start = self.start if self._events else 0.0
+        last = finished[-1].t if completed else start
+        makespan = max(0.0, last - start) if completed else 0.0
+        if completed > 1 and makespan > 0:
+            # n completions spread over the makespan: n - 1 intervals, so rate = (n - 1) / makespan.
+            # (Counting n over the makespan would credit a burst of n at t=0 with an infinite rate.)
+            achieved = (completed - 1) / makespan * 60.0
+        else:
+            achieved = 0.0
+        waits = [float(event.detail["waited"]) for event in self.filter(Kind.GRANTED) if "waited" in event.detail]
+        if client_trace:
+            span_waits = [span.wait for span in self.spans() if span.wait is not None]
+            waits = [w for w in span_waits if w is not None] or waits
+        ids = self.requests
+        return Summary(
+            requests=len(ids) if ids else completed,
+            completed=completed,
+            failed=self.count(Kind.FAILED),
+            rejected=len([e for e in self.filter(Kind.REJECTED) if e.source != "server"]),
+            rate_limited=self.count(Kind.RATE_LIMITED),
+            retries=self.count(Kind.RETRY),
+            makespan=makespan,
+            achieved_per_minute=achieved,
+            limit_per_minute=limit_per_minute,
+            utilisation=None if not limit_per_minute else achieved / limit_per_minute,
+            wait_p50=percentile(waits, 50) if waits else 0.0,
+            wait_p90=percentile(waits, 90) if waits else 0.0,
+            wait_p99=percentile(waits, 99) if waits else 0.0,
+            wait_max=max(waits) if waits else 0.0,
+        )
+
+    # -- export ------------------------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per event (detail keys prefixed ``detail.``)."""
+        return [event.as_row() for event in self._events]
+
+    def to_csv(self, path: str | Path | None = None) -> str:
+        """CSV text with one column per field and per detail key seen; also written to ``path`` if given."""
+        rows = self.rows()
+        columns = ["t", "kind", "source", "request", "weight"]
+        for row in rows:
+            for key in row:
+                if key not in columns:
+                    columns.append(key)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        text = buffer.getvalue()
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """A JSON list of events (``detail`` kept as an object); also written to ``path`` if given."""
+        payload = [
+            {
+                "t": e.t,
+                "kind": e.kind,
+                "source": e.source,
+                "request": e.request,
+                "weight": e.weight,
+                "detail": dict(e.detail),
+            }
+            for e in self._events
+        ]
+        text = json.dumps(payload, default=str)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_json(cls, text: str) -> Trace:
+        """The inverse of :meth:`to_json`."""
+        return cls.from_records(json.loads(text))
+
+    def to_dataframe(self) -> Any:
+        """A pandas DataFrame, one row per event.  Needs pandas (``pip install throttle-lab[lessons]``)."""
+        try:
+            import pandas as pd
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError("to_dataframe() needs pandas: pip install 'throttle-lab[lessons]'") from exc
+        return pd.DataFrame(self.rows())
