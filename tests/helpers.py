@@ -28,6 +28,7 @@ class Outcome:
     cancelled: list[str] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     order: list[str] = field(default_factory=list)
+    limiter: Any = None
 
 
 def drive(make_limiter: Callable[[], Any], requests: Sequence[Request]) -> Outcome:
@@ -35,7 +36,7 @@ def drive(make_limiter: Callable[[], Any], requests: Sequence[Request]) -> Outco
     outcome = Outcome()
 
     async def main() -> None:
-        limiter = make_limiter()
+        limiter = outcome.limiter = make_limiter()
         loop = asyncio.get_running_loop()
         tasks: dict[str, asyncio.Task[None]] = {}
         on_grant = {r.name for r in requests if r.cancel_on_grant}
@@ -45,9 +46,9 @@ def drive(make_limiter: Callable[[], Any], requests: Sequence[Request]) -> Outco
                 tasks[str(event.request)].cancel()
 
         async def caller(r: Request) -> None:
-            await asyncio.sleep(r.at)
             with request_scope(r.name):
                 try:
+                    await asyncio.sleep(r.at)
                     async with limiter.slot(r.weight):
                         outcome.granted[r.name] = loop.time()
                         outcome.order.append(r.name)

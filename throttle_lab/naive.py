@@ -136,7 +136,9 @@ class DequeSlidingWindow(_Instrumented):
         self.timestamps: deque[float] = deque()
         self._lock = asyncio.Lock()
 
-    async def acquire(self) -> None:
+    async def acquire(self, weight: float = 1) -> None:
+        if weight != 1:
+            raise ValueError("DequeSlidingWindow counts requests, not weights: weight must be 1")
         loop = asyncio.get_running_loop()
         arrived = loop.time()
         queued = False
@@ -161,8 +163,8 @@ class DequeSlidingWindow(_Instrumented):
             await asyncio.sleep(wait)
 
     @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        await self.acquire()
+    async def slot(self, weight: float = 1) -> AsyncIterator[None]:
+        await self.acquire(weight)
         yield
 
     def __repr__(self) -> str:

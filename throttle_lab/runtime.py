@@ -130,14 +130,18 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     """
 
     def __init__(self, *, start: float = 0.0, max_spins: int = 1_000_000, thread_wait: float = 0.05) -> None:
-        if max_spins < 1:
-            raise ValueError(f"max_spins must be at least 1, got {max_spins!r}")
         self._now = float(start)
         self._spins = 0
         self._max_spins = max_spins
         self._thread_wait = thread_wait
         self._threads_in_flight = 0
         super().__init__(_VirtualSelector(self, selectors.DefaultSelector()))
+        if not (isinstance(max_spins, int) and max_spins >= 1):
+            self.close()
+            raise ValueError(f"max_spins must be a whole number of at least 1, got {max_spins!r}")
+        if not thread_wait > 0:
+            self.close()
+            raise ValueError(f"thread_wait must be positive, got {thread_wait!r}")
 
     # -- the clock -------------------------------------------------------------------------------------
     def time(self) -> float:
