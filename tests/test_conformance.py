@@ -210,9 +210,11 @@ def test_try_acquire_never_jumps_the_queue(kind: str) -> None:
 def test_statistics_and_repr_tell_the_story(kind: str) -> None:
     async def main() -> tuple[Any, str]:
         limiter = FACTORIES[kind]()
+
         async def call() -> None:
             async with limiter.slot(1):
                 await asyncio.sleep(HOLD)
+
         await asyncio.gather(*(call() for _ in range(6)))
         return limiter.statistics(), repr(limiter)
 

@@ -62,8 +62,14 @@ def test_events_are_frozen_and_store_plain_strings() -> None:
         event.t = 1.0  # type: ignore[misc]
     with pytest.raises(TypeError):
         event.detail["status"] = 200  # type: ignore[index]
-    assert event.as_row() == {"t": 0.5, "kind": "429", "source": "client", "request": 7, "weight": 1,
-                              "detail.status": 429}
+    assert event.as_row() == {
+        "t": 0.5,
+        "kind": "429",
+        "source": "client",
+        "request": 7,
+        "weight": 1,
+        "detail.status": 429,
+    }
 
 
 def test_request_scope_sets_the_default_request_id() -> None:

@@ -71,7 +71,10 @@ def test_deque_window_polls_where_the_log_sleeps_once() -> None:
 
 def test_deque_window_still_keeps_its_limit() -> None:
     with record() as trace:
-        drive(lambda: DequeSlidingWindow(max_requests=5, window_seconds=1.0), [Request(f"r{i}") for i in range(30)])
+        drive(
+            lambda: DequeSlidingWindow(max_requests=5, window_seconds=1.0),
+            [Request(f"r{i}") for i in range(30)],
+        )
     assert trace.max_in_window("granted", 1.0) == 5
 
 

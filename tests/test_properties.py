@@ -50,7 +50,10 @@ requests_strategy = st.lists(
 
 
 def build(raw: list[tuple[float, int, float, float | None]]) -> list[Request]:
-    return [Request(f"r{i}", at=at, weight=w, hold=hold, cancel_at=cancel) for i, (at, w, hold, cancel) in enumerate(raw)]
+    return [
+        Request(f"r{i}", at=at, weight=w, hold=hold, cancel_at=cancel)
+        for i, (at, w, hold, cancel) in enumerate(raw)
+    ]
 
 
 def effective_grants(events: list[Event], source_prefix: str = "") -> list[Event]:
@@ -80,14 +83,18 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 @SETTINGS
 @given(requests_strategy)
-def test_sliding_log_never_exceeds_its_limit_in_any_window(raw: list[tuple[float, int, float, float | None]]) -> None:
+def test_sliding_log_never_exceeds_its_limit_in_any_window(
+    raw: list[tuple[float, int, float, float | None]],
+) -> None:
     events, _ = check_common("sliding_log", build(raw))
     assert Trace(effective_grants(events)).max_in_window("granted", WINDOW, weighted=True) <= LIMIT
 
 
 @SETTINGS
 @given(requests_strategy)
-def test_fixed_window_never_exceeds_its_limit_in_an_aligned_window(raw: list[tuple[float, int, float, float | None]]) -> None:
+def test_fixed_window_never_exceeds_its_limit_in_an_aligned_window(
+    raw: list[tuple[float, int, float, float | None]],
+) -> None:
     events, _ = check_common("fixed_window", build(raw))
     per_window: dict[int, float] = {}
     for e in effective_grants(events):
@@ -139,7 +146,9 @@ def test_gcra_bound(raw: list[tuple[float, int, float, float | None]]) -> None:
 
 @SETTINGS
 @given(requests_strategy)
-def test_concurrency_never_over_the_cap_and_all_slots_come_back(raw: list[tuple[float, int, float, float | None]]) -> None:
+def test_concurrency_never_over_the_cap_and_all_slots_come_back(
+    raw: list[tuple[float, int, float, float | None]],
+) -> None:
     events, limiter = check_common("concurrency", build(raw))
     assert all(e.detail["in_use"] <= LIMIT for e in events if e.kind == "granted")
     assert limiter.in_use == 0

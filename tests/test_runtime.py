@@ -119,9 +119,10 @@ def test_busy_waiting_is_reported_as_livelock() -> None:
         while True:
             await asyncio.sleep(0)
 
-    with pytest.raises(VirtualTimeLivelock, match="without the clock moving"), asyncio.Runner(
-        loop_factory=lambda: VirtualTimeLoop(max_spins=5_000)
-    ) as runner:
+    with (
+        pytest.raises(VirtualTimeLivelock, match="without the clock moving"),
+        asyncio.Runner(loop_factory=lambda: VirtualTimeLoop(max_spins=5_000)) as runner,
+    ):
         runner.run(spin())
 
 

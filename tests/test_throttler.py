@@ -28,7 +28,9 @@ def test_tokens_bind_when_they_run_out_first() -> None:
 
 
 def test_requests_bind_when_they_run_out_first() -> None:
-    out = drive(lambda: Throttler(rpm=3, tpm=10_000, window=60), [Request(f"r{i}", weight=10) for i in range(5)])
+    out = drive(
+        lambda: Throttler(rpm=3, tpm=10_000, window=60), [Request(f"r{i}", weight=10) for i in range(5)]
+    )
     assert list(out.granted.values()) == [0.0, 0.0, 0.0, 20.0, 40.0]
 
 

@@ -9,21 +9,34 @@ import pytest
 from throttle_lab import Event, Trace, percentile
 
 
-def ev(t: float, kind: str, request: object = None, source: str = "client", weight: float = 1, **detail: object) -> Event:
+def ev(
+    t: float, kind: str, request: object = None, source: str = "client", weight: float = 1, **detail: object
+) -> Event:
     return Event(t, kind, source, request, weight, detail)  # type: ignore[arg-type]
 
 
 def client_run() -> Trace:
     """Three requests; r2 hits a 429 once and retries; r3 fails."""
-    return Trace([
-        ev(0.0, "queued", "r1", "throttler"), ev(0.0, "granted", "r1", "throttler", waited=0.0),
-        ev(0.0, "sent", "r1"), ev(0.0, "queued", "r2", "throttler"), ev(0.0, "queued", "r3", "throttler"),
-        ev(1.0, "response", "r1", status=200), ev(1.0, "done", "r1"),
-        ev(2.0, "granted", "r2", "throttler", waited=2.0), ev(2.0, "sent", "r2"),
-        ev(2.5, "429", "r2", status=429), ev(2.5, "retry", "r2", delay=1.0),
-        ev(3.5, "sent", "r2"), ev(4.0, "done", "r2"),
-        ev(4.0, "granted", "r3", "throttler", waited=4.0), ev(4.0, "sent", "r3"), ev(6.0, "failed", "r3"),
-    ])
+    return Trace(
+        [
+            ev(0.0, "queued", "r1", "throttler"),
+            ev(0.0, "granted", "r1", "throttler", waited=0.0),
+            ev(0.0, "sent", "r1"),
+            ev(0.0, "queued", "r2", "throttler"),
+            ev(0.0, "queued", "r3", "throttler"),
+            ev(1.0, "response", "r1", status=200),
+            ev(1.0, "done", "r1"),
+            ev(2.0, "granted", "r2", "throttler", waited=2.0),
+            ev(2.0, "sent", "r2"),
+            ev(2.5, "429", "r2", status=429),
+            ev(2.5, "retry", "r2", delay=1.0),
+            ev(3.5, "sent", "r2"),
+            ev(4.0, "done", "r2"),
+            ev(4.0, "granted", "r3", "throttler", waited=4.0),
+            ev(4.0, "sent", "r3"),
+            ev(6.0, "failed", "r3"),
+        ]
+    )
 
 
 def test_max_in_window_uses_half_open_windows() -> None:
@@ -36,7 +49,9 @@ def test_max_in_window_uses_half_open_windows() -> None:
 
 
 def test_max_in_window_weighted() -> None:
-    trace = Trace([ev(0.0, "granted", weight=300), ev(30.0, "granted", weight=500), ev(60.0, "granted", weight=100)])
+    trace = Trace(
+        [ev(0.0, "granted", weight=300), ev(30.0, "granted", weight=500), ev(60.0, "granted", weight=100)]
+    )
     assert trace.max_in_window("granted", 60, weighted=True) == 800
     with pytest.raises(ValueError, match="window"):
         trace.max_in_window("granted", 0)
@@ -45,7 +60,18 @@ def test_max_in_window_weighted() -> None:
 def test_rolling_counts_samples_the_run() -> None:
     trace = Trace([ev(float(t), "sent") for t in range(10)])
     samples = trace.rolling("sent", window=3.0, step=1.0)
-    assert samples == [(0.0, 1), (1.0, 2), (2.0, 3), (3.0, 3), (4.0, 3), (5.0, 3), (6.0, 3), (7.0, 3), (8.0, 3), (9.0, 3)]
+    assert samples == [
+        (0.0, 1),
+        (1.0, 2),
+        (2.0, 3),
+        (3.0, 3),
+        (4.0, 3),
+        (5.0, 3),
+        (6.0, 3),
+        (7.0, 3),
+        (8.0, 3),
+        (9.0, 3),
+    ]
     assert Trace().rolling("sent") == []
 
 
@@ -59,7 +85,13 @@ def test_spans_follow_each_request() -> None:
 
 def test_summary_of_a_client_run() -> None:
     summary = client_run().summary(limit_per_minute=30)
-    assert (summary.requests, summary.completed, summary.failed, summary.rate_limited, summary.retries) == (3, 2, 1, 1, 1)
+    assert (summary.requests, summary.completed, summary.failed, summary.rate_limited, summary.retries) == (
+        3,
+        2,
+        1,
+        1,
+        1,
+    )
     assert summary.makespan == 4.0
     assert summary.achieved_per_minute == 15.0  # 2 completions, 1 interval of 4 s
     assert summary.utilisation == 0.5
@@ -87,7 +119,16 @@ def test_filters_and_queries() -> None:
 
 
 def test_merge_and_from_records_adopt_server_records() -> None:
-    server = [{"t": 0.5, "kind": "arrived", "source": "server", "request": "r1", "weight": 0, "detail": {"model": "m"}}]
+    server = [
+        {
+            "t": 0.5,
+            "kind": "arrived",
+            "source": "server",
+            "request": "r1",
+            "weight": 0,
+            "detail": {"model": "m"},
+        }
+    ]
     merged = Trace.merge(client_run(), Trace.from_records(server))
     assert [e.kind for e in merged][:4] == ["queued", "granted", "sent", "queued"]
     assert merged.filter(source="server")[0].detail["model"] == "m"

@@ -1,10 +1,29 @@
-"""throttle_lab: learn to call rate-limited LLM APIs well, by watching it happen."""
+"""throttle_lab: learn to call rate-limited LLM APIs well, by watching it happen.
 
+Everything here runs on the loop's clock, so the same code runs in real time or on virtual time
+(:func:`run` with ``virtual=True``), where an hour-long experiment replays in a fraction of a second.
+"""
+
+from .adaptive import AIMD, AIMDStatistics, ClientSideThrottle, ClientSideThrottleStatistics
+from .backoff import Backoff, DecorrelatedJitter, EqualJitter, ExponentialBackoff, FullJitter, OpenAIBackoff
 from .events import Event, Kind, current_request, emit, is_recording, observe, record, request_scope
-from .limiters import *  # noqa: F403
-from .limiters import __all__ as _limiters_all
-from .trace import Span, Summary, Trace, percentile
-from .throttler import KeyedThrottler, Permit, Throttler, ThrottlerStatistics
+from .limiters import (
+    GCRA,
+    ConcurrencyLimiter,
+    ConcurrencyStatistics,
+    FixedWindow,
+    FixedWindowStatistics,
+    GCRAStatistics,
+    Limiter,
+    LimiterStatistics,
+    SlidingWindowCounter,
+    SlidingWindowCounterStatistics,
+    SlidingWindowLog,
+    SlidingWindowLogStatistics,
+    TokenBucket,
+    TokenBucketStatistics,
+)
+from .retry_after import RetryHint, parse_duration, parse_retry_after, retry_hint
 from .runtime import (
     VirtualTimeDeadlock,
     VirtualTimeError,
@@ -13,18 +32,44 @@ from .runtime import (
     now,
     run,
 )
+from .throttler import KeyedThrottler, Permit, Throttler, ThrottlerStatistics
+from .trace import Span, Summary, Trace, percentile
 
 __all__ = [
+    "AIMD",
+    "GCRA",
+    "AIMDStatistics",
+    "Backoff",
+    "ClientSideThrottle",
+    "ClientSideThrottleStatistics",
+    "ConcurrencyLimiter",
+    "ConcurrencyStatistics",
+    "DecorrelatedJitter",
+    "EqualJitter",
     "Event",
-    "Kind",
+    "ExponentialBackoff",
+    "FixedWindow",
+    "FixedWindowStatistics",
+    "FullJitter",
+    "GCRAStatistics",
     "KeyedThrottler",
+    "Kind",
+    "Limiter",
+    "LimiterStatistics",
+    "OpenAIBackoff",
     "Permit",
+    "RetryHint",
+    "SlidingWindowCounter",
+    "SlidingWindowCounterStatistics",
+    "SlidingWindowLog",
+    "SlidingWindowLogStatistics",
     "Span",
     "Summary",
-    "Trace",
-    "percentile",
     "Throttler",
     "ThrottlerStatistics",
+    "TokenBucket",
+    "TokenBucketStatistics",
+    "Trace",
     "VirtualTimeDeadlock",
     "VirtualTimeError",
     "VirtualTimeLivelock",
@@ -34,8 +79,11 @@ __all__ = [
     "is_recording",
     "now",
     "observe",
+    "parse_duration",
+    "parse_retry_after",
+    "percentile",
     "record",
     "request_scope",
+    "retry_hint",
     "run",
-    *_limiters_all,
 ]

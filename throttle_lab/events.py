@@ -122,7 +122,9 @@ _OBSERVERS: contextvars.ContextVar[tuple[Observer, ...]] = contextvars.ContextVa
     "throttle_lab_observers", default=()
 )
 # The request id events default to; set by clients around one request's life.
-_REQUEST: contextvars.ContextVar[Hashable | None] = contextvars.ContextVar("throttle_lab_request", default=None)
+_REQUEST: contextvars.ContextVar[Hashable | None] = contextvars.ContextVar(
+    "throttle_lab_request", default=None
+)
 
 
 def is_recording() -> bool:

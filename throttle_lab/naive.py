@@ -82,8 +82,14 @@ class PollingTokenBucket(_Instrumented):
     'still waiting after an hour, 3600 polls later'
     """
 
-    def __init__(self, rate: float | None = None, capacity: float = 1, *, per_minute: float | None = None,
-                 name: str = "PollingTokenBucket") -> None:
+    def __init__(
+        self,
+        rate: float | None = None,
+        capacity: float = 1,
+        *,
+        per_minute: float | None = None,
+        name: str = "PollingTokenBucket",
+    ) -> None:
         super().__init__(name)
         self.rate = resolve_rate(rate, per_minute)
         self.capacity = check_positive("capacity", capacity)
@@ -122,14 +128,18 @@ class PollingTokenBucket(_Instrumented):
         yield
 
     def __repr__(self) -> str:
-        return f"<PollingTokenBucket tokens={self.tokens:.2f}/{self.capacity:g} rate={self.rate:g}/s polls={self.polls}>"
+        return (
+            f"<PollingTokenBucket tokens={self.tokens:.2f}/{self.capacity:g} rate={self.rate:g}/s "
+            f"polls={self.polls}>"
+        )
 
 
 class DequeSlidingWindow(_Instrumented):
     """The article's sliding window: a deque of timestamps under a lock; sleep until the oldest expires."""
 
-    def __init__(self, max_requests: int = 60, window_seconds: float = 60.0, *,
-                 name: str = "DequeSlidingWindow") -> None:
+    def __init__(
+        self, max_requests: int = 60, window_seconds: float = 60.0, *, name: str = "DequeSlidingWindow"
+    ) -> None:
         super().__init__(name)
         self.max_requests = int(check_positive("max_requests", max_requests, integer=True))
         self.window = check_positive("window_seconds", window_seconds)
@@ -168,8 +178,10 @@ class DequeSlidingWindow(_Instrumented):
         yield
 
     def __repr__(self) -> str:
-        return (f"<DequeSlidingWindow {len(self.timestamps)}/{self.max_requests} per {self.window:g}s "
-                f"polls={self.polls}>")
+        return (
+            f"<DequeSlidingWindow {len(self.timestamps)}/{self.max_requests} per {self.window:g}s "
+            f"polls={self.polls}>"
+        )
 
 
 class RateThenSemaphore(_Instrumented):
@@ -180,8 +192,9 @@ class RateThenSemaphore(_Instrumented):
     back to back as slots free up: the server sees them arrive faster than the rate allows.
     """
 
-    def __init__(self, max_concurrent: int = 10, max_per_minute: int = 60, *,
-                 name: str = "RateThenSemaphore") -> None:
+    def __init__(
+        self, max_concurrent: int = 10, max_per_minute: int = 60, *, name: str = "RateThenSemaphore"
+    ) -> None:
         super().__init__(name)
         self.max_concurrent = int(check_positive("max_concurrent", max_concurrent, integer=True))
         self.rate_limiter = DequeSlidingWindow(max_per_minute, 60.0, name=f"{name}.rate")

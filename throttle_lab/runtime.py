@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import os
 import selectors
@@ -148,14 +149,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         return self._now
 
     def call_later(  # type: ignore[override]
-        self, delay: float, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self,
+        delay: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         if 0 < delay < MIN_DELAY:
             delay = MIN_DELAY
         return super().call_later(delay, callback, *args, context=context)
 
     def call_at(  # type: ignore[override]
-        self, when: float, callback: Callable[..., object], *args: Any, context: contextvars.Context | None = None
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         if self._now < when < self._now + MIN_DELAY:
             when = self._now + MIN_DELAY
@@ -327,7 +336,5 @@ def _cancel_all_threadsafe(loop: asyncio.AbstractEventLoop) -> None:
         for task in asyncio.all_tasks(loop):
             task.cancel()
 
-    try:
+    with contextlib.suppress(RuntimeError):  # the loop may have closed already
         loop.call_soon_threadsafe(cancel_all)
-    except RuntimeError:  # the loop already closed
-        pass

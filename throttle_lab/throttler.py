@@ -86,7 +86,9 @@ class Permit:
         with what the *server* counted: a provider that charges prompt + ``max_tokens`` at admission
         does not refund unused completion tokens, so neither should you.
         """
-        if not (isinstance(actual_tokens, int | float) and math.isfinite(actual_tokens) and actual_tokens >= 0):
+        if not (
+            isinstance(actual_tokens, int | float) and math.isfinite(actual_tokens) and actual_tokens >= 0
+        ):
             raise ValueError(f"actual_tokens must be a non-negative number, got {actual_tokens!r}")
         delta = actual_tokens - self.tokens
         if delta:
@@ -149,13 +151,17 @@ class Throttler(Limiter):
             raise ValueError("give tpm= or tokens=, not both")
         self.window = float(window)
         self.concurrency = (
-            ConcurrencyLimiter(max_concurrent, name=f"{name}.concurrency") if max_concurrent is not None else None
+            ConcurrencyLimiter(max_concurrent, name=f"{name}.concurrency")
+            if max_concurrent is not None
+            else None
         )
         self.requests = requests if requests is not None else self._bucket("rpm", rpm, f"{name}.requests")
         self.tokens = tokens if tokens is not None else self._bucket("tpm", tpm, f"{name}.tokens")
         for meter in (self.requests, self.tokens):
             if meter is not None and meter.holds:
-                raise ValueError(f"{meter.name} holds capacity until released; pass it as max_concurrent instead")
+                raise ValueError(
+                    f"{meter.name} holds capacity until released; pass it as max_concurrent instead"
+                )
         self._paused_until = -INF
         self._tokens_granted = 0.0
 
@@ -206,7 +212,7 @@ class Throttler(Limiter):
         finally:
             permit.release()
 
-    def release(self, permit: Permit) -> None:
+    def release(self, permit: Permit) -> None:  # type: ignore[override]
         """Same as ``permit.release()``."""
         permit.release()
 
@@ -296,16 +302,17 @@ class Throttler(Limiter):
         return ready
 
     def _take(self, weight: float, now: float) -> tuple[Any, Any, Any]:
-        concurrency = self.concurrency._take(1, now) if self.concurrency is not None else None
+        if self.concurrency is not None:
+            self.concurrency._take(1, now)
         requests = self.requests._take(1, now) if self.requests is not None else None
         tokens = self.tokens._take(weight, now) if self.tokens is not None and weight > 0 else None
         self._tokens_granted += weight
-        return (concurrency, requests, tokens)
+        return (None, requests, tokens)
 
     def _refund(self, weight: float, receipt: Any, now: float) -> None:
-        concurrency, requests, tokens = receipt
+        _, requests, tokens = receipt
         if self.concurrency is not None:
-            self.concurrency._refund(1, concurrency, now)
+            self.concurrency._refund(1, None, now)
         if self.requests is not None:
             self.requests._refund(1, requests, now)
         if self.tokens is not None and weight > 0:

@@ -333,7 +333,9 @@ class Trace(Sequence[Event]):
             achieved = (completed - 1) / makespan * 60.0
         else:
             achieved = 0.0
-        waits = [float(event.detail["waited"]) for event in self.filter(Kind.GRANTED) if "waited" in event.detail]
+        waits = [
+            float(event.detail["waited"]) for event in self.filter(Kind.GRANTED) if "waited" in event.detail
+        ]
         if client_trace:
             span_waits = [span.wait for span in self.spans() if span.wait is not None]
             waits = [w for w in span_waits if w is not None] or waits

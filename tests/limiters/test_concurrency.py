@@ -16,7 +16,11 @@ def test_slots_free_as_callers_finish() -> None:
 
 
 def test_weighted_slots() -> None:
-    requests = [Request("a", weight=2, hold=1.0), Request("b", weight=3, hold=1.0), Request("c", weight=1, hold=1.0)]
+    requests = [
+        Request("a", weight=2, hold=1.0),
+        Request("b", weight=3, hold=1.0),
+        Request("c", weight=1, hold=1.0),
+    ]
     out = drive(lambda: ConcurrencyLimiter(max_concurrent=3), requests)
     assert out.granted == {"a": 0.0, "b": 1.0, "c": 2.0}
 

@@ -6,7 +6,9 @@ from ..helpers import Request, drive
 
 
 def test_windows_reset_on_the_clock() -> None:
-    out = drive(lambda: FixedWindow(max_requests=2, window_seconds=10), [Request(f"r{i}", at=9.0) for i in range(5)])
+    out = drive(
+        lambda: FixedWindow(max_requests=2, window_seconds=10), [Request(f"r{i}", at=9.0) for i in range(5)]
+    )
     assert list(out.granted.values()) == [9.0, 9.0, 10.0, 10.0, 20.0]
 
 

@@ -6,7 +6,9 @@ from ..helpers import Request, drive
 
 
 def test_previous_window_is_weighed_by_its_overlap() -> None:
-    out = drive(lambda: SlidingWindowCounter(max_requests=4, window_seconds=10), [Request(f"r{i}") for i in range(6)])
+    out = drive(
+        lambda: SlidingWindowCounter(max_requests=4, window_seconds=10), [Request(f"r{i}") for i in range(6)]
+    )
     # 4 at t=0; the 5th waits for the next window, where the previous 4 weigh 4 x (1 - elapsed/10):
     # room for 1 more when 4 x (1 - e) <= 3 -> e = 0.25 -> t = 12.5; then 4 x (1 - e) <= 2 -> t = 15.
     assert list(out.granted.values()) == [0.0, 0.0, 0.0, 0.0, 12.5, 15.0]
@@ -36,6 +38,9 @@ def test_an_idle_window_forgets_everything() -> None:
 
 def test_granted_events_report_the_estimate() -> None:
     with record() as trace:
-        drive(lambda: SlidingWindowCounter(max_requests=4, window_seconds=10), [Request(f"r{i}") for i in range(6)])
+        drive(
+            lambda: SlidingWindowCounter(max_requests=4, window_seconds=10),
+            [Request(f"r{i}") for i in range(6)],
+        )
     estimates = [e.detail["estimate"] for e in trace.of_kind("granted")]
     assert estimates == [1.0, 2.0, 3.0, 4.0, 4.0, 4.0]

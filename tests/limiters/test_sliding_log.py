@@ -8,7 +8,9 @@ from ..helpers import Request, drive
 
 
 def test_full_window_then_one_window_later() -> None:
-    out = drive(lambda: SlidingWindowLog(max_requests=3, window_seconds=10), [Request(f"r{i}") for i in range(7)])
+    out = drive(
+        lambda: SlidingWindowLog(max_requests=3, window_seconds=10), [Request(f"r{i}") for i in range(7)]
+    )
     assert list(out.granted.values()) == [0.0, 0.0, 0.0, 10.0, 10.0, 10.0, 20.0]
 
 

@@ -21,7 +21,9 @@ def test_per_minute_is_the_same_as_rate_per_second() -> None:
 
 
 def test_starting_fill_is_explicit() -> None:
-    out = drive(lambda: TokenBucket(rate=1.0, capacity=5, initial_tokens=0), [Request(f"r{i}") for i in range(3)])
+    out = drive(
+        lambda: TokenBucket(rate=1.0, capacity=5, initial_tokens=0), [Request(f"r{i}") for i in range(3)]
+    )
     assert list(out.granted.values()) == [1.0, 2.0, 3.0]
 
 
@@ -32,7 +34,11 @@ def test_weighted_requests_wait_for_their_tokens() -> None:
 
 
 def test_refills_to_capacity_and_no_further() -> None:
-    requests = [Request("a", at=0.0, weight=2), Request("b", at=100.0, weight=2), Request("c", at=100.0, weight=1)]
+    requests = [
+        Request("a", at=0.0, weight=2),
+        Request("b", at=100.0, weight=2),
+        Request("c", at=100.0, weight=1),
+    ]
     out = drive(lambda: TokenBucket(rate=1.0, capacity=2), requests)
     assert out.granted == {"a": 0.0, "b": 100.0, "c": 101.0}
 

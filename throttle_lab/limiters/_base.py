@@ -33,7 +33,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..events import Kind, _OBSERVERS, current_request, emit
+from ..events import _OBSERVERS, Kind, current_request, emit
 
 __all__ = ["Limiter", "LimiterStatistics", "check_positive", "resolve_rate"]
 
@@ -199,13 +199,18 @@ class Limiter(ABC):
 
     @asynccontextmanager
     async def slot(self, weight: float = 1) -> AsyncIterator[None]:
-        """``async with limiter.slot():`` acquire on entry; a holding limiter releases on exit, even on error."""
+        """``async with limiter.slot():`` -- acquire on entry; a limiter that holds capacity (concurrency)
+        releases it on exit, even when the body raises."""
         await self.acquire(weight)
         try:
             yield
         finally:
             if self.holds:
                 self.release(weight)
+
+    def release(self, weight: float = 1) -> None:
+        """Give back held capacity.  Only limiters that *hold* capacity (``holds = True``) have any."""
+        raise TypeError(f"{self.name} spends capacity on each grant; there is nothing to release")
 
     @property
     def waiting(self) -> int:

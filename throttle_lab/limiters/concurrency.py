@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ..events import Kind, _OBSERVERS, emit
+from ..events import _OBSERVERS, Kind, emit
 from ._base import Limiter, LimiterStatistics, check_positive
 
 __all__ = ["ConcurrencyLimiter", "ConcurrencyStatistics"]

@@ -52,7 +52,9 @@ class SlidingWindowCounter(Limiter):
 
     level_name = "estimate"
 
-    def __init__(self, max_requests: float = 60, window_seconds: float = 60.0, *, name: str | None = None) -> None:
+    def __init__(
+        self, max_requests: float = 60, window_seconds: float = 60.0, *, name: str | None = None
+    ) -> None:
         super().__init__(name=name)
         self.max_requests = check_positive("max_requests", max_requests)
         self.window_seconds = check_positive("window_seconds", window_seconds)

@@ -83,7 +83,9 @@ class TokenBucket(Limiter):
         if initial_tokens is None:
             initial_tokens = self.capacity
         elif not (isinstance(initial_tokens, int | float) and 0 <= initial_tokens <= self.capacity):
-            raise ValueError(f"initial_tokens must be between 0 and capacity ({self.capacity:g}), got {initial_tokens!r}")
+            raise ValueError(
+                f"initial_tokens must be between 0 and capacity ({self.capacity:g}), got {initial_tokens!r}"
+            )
         self.initial_tokens = float(initial_tokens)
         self._tokens = self.initial_tokens
         self._last: float | None = None  # loop time of the last refill; None until first use
@@ -93,7 +95,10 @@ class TokenBucket(Limiter):
         return self.capacity
 
     def set_rate(self, rate: float) -> None:
-        """Change the refill rate from now on (tokens already earned are kept); adaptive throttles use this."""
+        """Change the refill rate from now on.
+
+        Tokens already earned are kept; adaptive throttles call this.
+        """
         check_positive("rate", rate)
         loop = self._loop
         if loop is not None and self._last is not None:
@@ -156,4 +161,3 @@ class TokenBucket(Limiter):
             f"capacity={self.capacity:g} tokens={max(0.0, self.tokens()):.2f} "
             f"waiting={self._n_waiting} granted={self._granted}>"
         )
-
