@@ -23,6 +23,7 @@ from .limiters import (
     TokenBucket,
     TokenBucketStatistics,
 )
+from .retry import RETRYABLE_STATUSES, RetryError, RetryPolicy
 from .retry_after import RetryHint, parse_duration, parse_retry_after, retry_hint
 from .runtime import (
     VirtualTimeDeadlock,
@@ -33,11 +34,14 @@ from .runtime import (
     run,
 )
 from .throttler import KeyedThrottler, Permit, Throttler, ThrottlerStatistics
+from .tokens import estimate_prompt_tokens, estimate_request_tokens, estimate_text_tokens
 from .trace import Span, Summary, Trace, percentile
+from .transport import ThrottledTransport, server_charge
 
 __all__ = [
     "AIMD",
     "GCRA",
+    "RETRYABLE_STATUSES",
     "AIMDStatistics",
     "Backoff",
     "ClientSideThrottle",
@@ -58,13 +62,16 @@ __all__ = [
     "LimiterStatistics",
     "OpenAIBackoff",
     "Permit",
+    "RetryError",
     "RetryHint",
+    "RetryPolicy",
     "SlidingWindowCounter",
     "SlidingWindowCounterStatistics",
     "SlidingWindowLog",
     "SlidingWindowLogStatistics",
     "Span",
     "Summary",
+    "ThrottledTransport",
     "Throttler",
     "ThrottlerStatistics",
     "TokenBucket",
@@ -76,6 +83,9 @@ __all__ = [
     "VirtualTimeLoop",
     "current_request",
     "emit",
+    "estimate_prompt_tokens",
+    "estimate_request_tokens",
+    "estimate_text_tokens",
     "is_recording",
     "now",
     "observe",
@@ -86,4 +96,5 @@ __all__ = [
     "request_scope",
     "retry_hint",
     "run",
+    "server_charge",
 ]
