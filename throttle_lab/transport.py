@@ -262,10 +262,14 @@ async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     """The body exactly as sent (still encoded), so the rebuilt response decodes it once, as usual.
 
     A response built in memory with ``content=`` (``httpx.MockTransport``) has been read already; its
-    bytes are then the content itself.
+    bytes are then the content itself.  A stream iterated once already (the openai SDK drains a finished
+    stream a second time) has nothing more to give, as with a real connection.
     """
     if response.is_stream_consumed:
-        yield response.content
+        try:
+            yield response.content
+        except httpx.ResponseNotRead:
+            return
         return
     async for chunk in response.aiter_raw():
         yield chunk
