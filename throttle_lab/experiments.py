@@ -403,7 +403,31 @@ def simulate(
 
     with record() as client_trace:
         server_records = run(main())
-    return Trace.merge(client_trace, Trace.from_records(server_records))
+    trace = Trace.merge(client_trace, Trace.from_records(server_records))
+    trace.meta.update(_describe(chosen, workload, config, mode="virtual"))
+    return trace
+
+
+def _describe(design: Design, workload: Workload, config: ServerConfig, mode: str) -> dict[str, Any]:
+    """What a trace's ``meta`` says about the run: plots title themselves and draw limits from it."""
+    return {
+        "design": design.name,
+        "description": design.description,
+        "mode": mode,
+        "server": {
+            "rpm": config.rpm,
+            "tpm": config.tpm,
+            "window": config.window,
+            "max_concurrent": config.max_concurrent,
+            "limit_schedule": [tuple(entry) for entry in config.limit_schedule],
+        },
+        "workload": {
+            "requests": workload.requests,
+            "arrival": workload.arrival,
+            "per_minute": workload.per_minute,
+            "seed": workload.seed,
+        },
+    }
 
 
 @dataclass
@@ -549,7 +573,9 @@ def live(
     server_trace = Trace.from_records(server_records)
     offset = _clock_offset(client_trace, server_trace)
     shifted = Trace(replace(event, t=event.t + offset) for event in server_trace)
-    return Trace.merge(client_trace, shifted)
+    trace = Trace.merge(client_trace, shifted)
+    trace.meta.update(_describe(chosen, workload, config, mode="live"))
+    return trace
 
 
 def _clock_offset(client: Trace, server: Trace) -> float:

@@ -113,10 +113,15 @@ class Summary:
 
 
 class Trace(Sequence[Event]):
-    """Events in the order they were recorded (which, on one loop, is time order)."""
+    """Events in the order they were recorded (which, on one loop, is time order).
 
-    def __init__(self, events: Iterable[Event] = ()) -> None:
+    ``meta`` is a free-form dict describing the run (experiments put the design, the server's limits and
+    the workload there, so plots can title themselves and draw limit lines).
+    """
+
+    def __init__(self, events: Iterable[Event] = (), meta: Mapping[str, Any] | None = None) -> None:
         self._events: list[Event] = list(events)
+        self.meta: dict[str, Any] = dict(meta) if meta else {}
 
     # -- a sequence --------------------------------------------------------------------------------
     def append(self, event: Event) -> None:
@@ -137,7 +142,7 @@ class Trace(Sequence[Event]):
     def __getitem__(self, index: slice) -> Trace: ...
     def __getitem__(self, index: int | slice) -> Event | Trace:
         if isinstance(index, slice):
-            return Trace(self._events[index])
+            return Trace(self._events[index], self.meta)
         return self._events[index]
 
     def __repr__(self) -> str:
@@ -186,11 +191,14 @@ class Trace(Sequence[Event]):
         kinds = {kind} if isinstance(kind, str) else set(kind) if kind is not None else None
         sources = {source} if isinstance(source, str) else set(source) if source is not None else None
         return Trace(
-            event
-            for event in self._events
-            if (kinds is None or event.kind in kinds)
-            and (sources is None or event.source in sources)
-            and (request is None or event.request == request)
+            (
+                event
+                for event in self._events
+                if (kinds is None or event.kind in kinds)
+                and (sources is None or event.source in sources)
+                and (request is None or event.request == request)
+            ),
+            self.meta,
         )
 
     def of_kind(self, *kinds: str) -> Trace:
