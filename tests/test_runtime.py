@@ -226,3 +226,43 @@ def test_run_needs_a_coroutine() -> None:
 def test_invalid_loop_settings() -> None:
     with pytest.raises(ValueError, match="max_spins"):
         VirtualTimeLoop(max_spins=0)
+
+
+def test_a_timer_re_armed_for_now_lets_the_clock_tick_as_a_real_one_would() -> None:
+    # Some limiters (aiolimiter, on a rounding residue) re-arm their timer for the current instant over
+    # and over.  A real clock moves on meanwhile; the virtual one ticks by MIN_DELAY instead of spinning.
+    async def main() -> tuple[int, float]:
+        loop = asyncio.get_running_loop()
+        fired = 0
+        done: asyncio.Future[tuple[int, float]] = loop.create_future()
+
+        def tick() -> None:
+            nonlocal fired
+            fired += 1
+            if loop.time() >= 0.001:
+                done.set_result((fired, loop.time()))
+            else:
+                loop.call_at(loop.time(), tick)
+
+        loop.call_at(0.0, tick)
+        return await done
+
+    fired, at = run(main())
+    assert 0.001 <= at < 0.0011
+    assert 500 <= fired <= 3000
+
+
+def test_aiolimiter_runs_on_virtual_time() -> None:
+    aiolimiter = pytest.importorskip("aiolimiter")
+
+    async def main() -> float:
+        limiter = aiolimiter.AsyncLimiter(1, 0.001)
+
+        async def one() -> None:
+            async with limiter:
+                pass
+
+        await asyncio.gather(*(one() for _ in range(500)))
+        return now()
+
+    assert 0.49 < run(main()) < 0.51

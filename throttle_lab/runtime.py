@@ -57,6 +57,10 @@ T = TypeVar("T")
 
 #: The smallest positive delay the virtual loop schedules (seconds).  See the module docstring.
 MIN_DELAY = 1e-6
+# While busy at one instant, poll real I/O on every this-many-th loop iteration only.
+_BUSY_POLL_EVERY = 8
+# Timers re-armed for "now" this many iterations in a row make the clock tick by MIN_DELAY (see _count_spin).
+_TIMER_SPINS_BEFORE_TICK = 2
 
 
 class VirtualTimeError(RuntimeError):
@@ -101,16 +105,26 @@ class _VirtualSelector(selectors.BaseSelector):
         self._real.close()
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        loop = self._loop
+        if timeout == 0:
+            # Callbacks are ready: the loop is busy at this instant.  Polling real I/O on every such
+            # iteration costs a system call each time; in-process work needs none (call_soon_threadsafe
+            # puts callbacks on the ready queue itself), so poll only every few busy iterations.
+            loop._busy_polls += 1
+            if loop._busy_polls % _BUSY_POLL_EVERY == 0:
+                ready = self._real.select(0)
+                if ready:
+                    loop._spins = 0
+                    return ready
+            loop._count_spin()
+            return []
         ready = self._real.select(0)
         if ready:
-            self._loop._spins = 0
+            loop._spins = 0
             return ready
         if timeout is None:
-            return self._loop._nothing_scheduled(self._real)
-        if timeout > 0:
-            self._loop._advance(timeout)
-        else:
-            self._loop._count_spin()
+            return loop._nothing_scheduled(self._real)
+        loop._advance(timeout)
         return []
 
 
@@ -133,6 +147,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self, *, start: float = 0.0, max_spins: int = 1_000_000, thread_wait: float = 0.05) -> None:
         self._now = float(start)
         self._spins = 0
+        self._timer_spins = 0
+        self._busy_polls = 0
         self._max_spins = max_spins
         self._thread_wait = thread_wait
         self._threads_in_flight = 0
@@ -182,10 +198,26 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if target > self._now:
             self._now = target
             self._spins = 0
+            self._timer_spins = 0
         else:  # pragma: no cover - only reachable through rounding at enormous clock values
             self._count_spin()
 
     def _count_spin(self) -> None:
+        ready: Any = self._ready  # type: ignore[attr-defined]
+        if not ready:
+            # Nothing is ready; the loop is spinning only because a timer is due *now* -- code re-arming a
+            # timer for the current instant (e.g. on a rounding residue: `now + 6e-15 == now`).  On a real
+            # loop the clock would have moved on by the next check, so let it tick here too, rather than
+            # call it a livelock.  Tasks spinning on `sleep(0)` keep the ready queue busy and are still
+            # reported below.
+            self._timer_spins += 1
+            if self._timer_spins >= _TIMER_SPINS_BEFORE_TICK:
+                self._timer_spins = 0
+                self._now += MIN_DELAY
+                self._spins = 0
+                return
+        else:
+            self._timer_spins = 0
         self._spins += 1
         if self._spins > self._max_spins:
             self._spins = 0

@@ -162,6 +162,12 @@ class Throttler(Limiter):
                 raise ValueError(
                     f"{meter.name} holds capacity until released; pass it as max_concurrent instead"
                 )
+        # (meter, charged by tokens?) for each limit this throttler has, built once: acquire walks it.
+        self._meters: tuple[tuple[Limiter, bool], ...] = tuple(
+            (meter, by_tokens)
+            for meter, by_tokens in ((self.concurrency, False), (self.requests, False), (self.tokens, True))
+            if meter is not None
+        )
         self._paused_until = -INF
         self._tokens_granted = 0.0
 
@@ -267,17 +273,8 @@ class Throttler(Limiter):
         return self.tokens.max_weight if self.tokens is not None else INF
 
     # ------------------------------------------------------------------ the combined algorithm
-    def _meters(self) -> Iterator[tuple[Limiter, bool]]:
-        """(meter, charged by tokens?) for each limit this throttler has."""
-        if self.concurrency is not None:
-            yield self.concurrency, False
-        if self.requests is not None:
-            yield self.requests, False
-        if self.tokens is not None:
-            yield self.tokens, True
-
     def _validate(self, weight: float) -> None:
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not (0 <= weight < INF):
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (0 <= weight < INF):
             raise ValueError(f"tokens must be a non-negative finite number, got {weight!r}")
         if weight > self.max_weight:
             self._rejected += 1
@@ -293,7 +290,7 @@ class Throttler(Limiter):
     def _ready_at(self, weight: float, now: float) -> float:
         # All-or-nothing: the request can go when the last of its limits lets it (and no pause holds).
         ready = self._paused_until
-        for meter, by_tokens in self._meters():
+        for meter, by_tokens in self._meters:
             units = weight if by_tokens else 1
             if units > 0:
                 at = meter._ready_at(units, now)
@@ -324,7 +321,7 @@ class Throttler(Limiter):
 
     def _restart(self) -> None:
         self._paused_until = -INF
-        for meter, _ in self._meters():
+        for meter, _ in self._meters:
             meter._loop = self._loop
             meter._restart()
 
@@ -342,7 +339,8 @@ class Throttler(Limiter):
             self.concurrency._refund(1, None, 0.0)
         if loop is not None and _OBSERVERS.get():
             emit(loop.time(), Kind.RELEASED, self.name, None, permit.tokens, {"in_flight": self.in_flight})
-        self._wake()
+        if self._n_waiting:  # a freed slot matters only to someone waiting
+            self._wake()
 
     def _adjust_tokens(self, permit: Permit, delta: float) -> None:
         loop = self._loop

@@ -38,6 +38,7 @@ from ..events import _OBSERVERS, Kind, current_request, emit
 __all__ = ["Limiter", "LimiterStatistics", "check_positive", "resolve_rate"]
 
 INF = math.inf
+_NUMBER = (int, float)  # a tuple: isinstance(x, int | float) would build a union object on every call
 
 
 def check_positive(name: str, value: float, *, integer: bool = False) -> float:
@@ -235,7 +236,7 @@ class Limiter(ABC):
         }
 
     def _validate(self, weight: float) -> None:
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not weight > 0 or weight == INF:
+        if isinstance(weight, bool) or not isinstance(weight, _NUMBER) or not weight > 0 or weight == INF:
             raise ValueError(f"weight must be a positive finite number, got {weight!r}")
         if weight > self.max_weight:
             self._rejected += 1
