@@ -31,3 +31,17 @@ def test_request_body_parsing_is_forgiving() -> None:
     assert request_body(b"[1]") is None
     assert request_body(b"\xff") is None
     assert request_body(b"not json") is None
+
+
+def test_client_estimates_match_the_mock_servers_count() -> None:
+    import random
+
+    from mock_server.tokens import prompt_tokens as server_prompt_tokens
+
+    rng = random.Random(5)
+    for _ in range(200):
+        messages = [
+            {"role": rng.choice(["user", "system"]), "content": "x" * rng.randint(0, 300)}
+            for _ in range(rng.randint(1, 4))
+        ]
+        assert estimate_prompt_tokens(messages) == server_prompt_tokens(messages)

@@ -488,24 +488,27 @@ def _free_port() -> int:
 
 
 def _server_argv(config: ServerConfig, port: int) -> list[str]:
-    argv = [
-        sys.executable,
-        "-m",
-        "mock_server",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--seed",
-        str(config.seed),
+    """The ``python -m mock_server`` command line that serves ``config`` on ``port``."""
+
+    def limit(value: int | None) -> str:
+        return "none" if value is None else str(value)
+
+    argv = [sys.executable, "-m", "mock_server", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--rpm", limit(config.rpm), "--tpm", limit(config.tpm), "--window", repr(config.window)]
+    argv += ["--max-concurrent", limit(config.max_concurrent), "--seed", str(config.seed)]
+    argv += [
+        "--ttft",
+        repr(config.ttft),
+        "--per-token",
+        repr(config.per_token),
+        "--jitter",
+        repr(config.jitter),
     ]
-    if config.rpm is not None:
-        argv += ["--rpm", str(config.rpm)]
-    if config.tpm is not None:
-        argv += ["--tpm", str(config.tpm)]
-    argv += ["--window", str(config.window), "--ttft", str(config.ttft), "--per-token", str(config.per_token)]
-    if config.max_concurrent is not None:
-        argv += ["--max-concurrent", str(config.max_concurrent)]
+    argv += ["--token-charge", config.token_charge, "--default-max-tokens", str(config.default_max_tokens)]
+    argv += ["--count-rejected" if config.count_rejected else "--no-count-rejected"]
+    argv += ["--per-key" if config.per_key else "--no-per-key"]
+    for at, rpm, tpm in config.limit_schedule:
+        argv += ["--schedule", f"{at!r}:{limit(rpm)}:{limit(tpm)}"]
     return argv
 
 
@@ -523,6 +526,10 @@ def live(
     Same arguments and same kind of trace as :func:`simulate`; the server's events are fetched from its
     ``/events`` route at the end.  ``progress=True`` prints a line as requests finish (or pass a callback
     ``f(done, total)``).  Keep workloads small: this takes as long as the traffic does.
+
+    Over a real network the server sees requests a little later and less evenly spaced than the client
+    sent them, so a client configured to *exactly* the server's limits can meet an occasional 429 here
+    that virtual time never shows.  Keep some headroom (e.g. ``rpm=0.9 * server_rpm``).
     """
     workload = workload if workload is not None else Workload()
     config = _server_config(server)

@@ -1,0 +1,318 @@
+"""Command line: serve the mock provider over real HTTP with uvicorn.
+
+    python -m mock_server --port 8000 --rpm 180 --tpm 90000 --window 1 --seed 0
+
+Every :class:`~mock_server.config.ServerConfig` field has an option. Options left out take their value
+from ``--preset`` (default: ``default``), so ``--preset brownout --seed 3`` changes only the seed.
+:func:`build_parser` and :func:`main` are public so another command line can embed this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .app import create_app
+from .config import PRESETS, ServerConfig
+
+__all__ = ["build_parser", "config_from_args", "main"]
+
+_CLI_MAX_EVENTS = 10_000  # a long-running server keeps only recent events, so its memory stays flat
+_DEFAULTS = ServerConfig()
+
+
+def _limit(text: str) -> int | None:
+    """A positive integer, or ``none``/``unlimited`` for no limit."""
+    if text.strip().lower() in ("none", "unlimited", "inf"):
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}")
+    return value
+
+
+def _number(minimum: float, maximum: float | None = None, *, strict: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        too_low = value <= minimum if strict else value < minimum
+        if value != value or too_low or (maximum is not None and value > maximum):
+            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+            upper = f" and <= {maximum:g}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"expected a number {bound}{upper}, got {text!r}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
+    return value
+
+
+def _schedule_entry(text: str) -> tuple[float, int | None, int | None]:
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(
+            f"expected AT:RPM:TPM (e.g. 30:60:20000 or 30:none:5000), got {text!r}"
+        )
+    return (_number(0.0)(parts[0]), _limit(parts[1]), _limit(parts[2]))
+
+
+def _fraction(text: str) -> tuple[float, float]:
+    parts = text.split(":")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected LO:HI (e.g. 0.5:1), got {text!r}")
+    lo, hi = (_number(0.0, 1.0, strict=True)(p) for p in parts)
+    return (lo, hi)
+
+
+def _models(text: str) -> tuple[str, ...]:
+    if text.strip() == "*":
+        return ()
+    models = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not models:
+        raise argparse.ArgumentTypeError("expected a comma-separated list of model ids, or '*' for any")
+    return models
+
+
+def build_parser(prog: str | None = "python -m mock_server") -> argparse.ArgumentParser:
+    """The argument parser: server options, then one option per :class:`ServerConfig` field."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="An OpenAI-compatible mock LLM provider that rate-limits like the real one. "
+        "Serves POST /v1/chat/completions (JSON and SSE streaming), GET /v1/models, GET /health, GET /stats.",
+        epilog="Limits are per minute, refilled continuously; --window sets the period they are "
+        "enforced over (--rpm 180 --window 1: bursts of 3, refilled 3/s). Presets: "
+        + ", ".join(PRESETS)
+        + ". Options you give override the preset.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve = parser.add_argument_group("serving")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    serve.add_argument("--port", type=_port, default=8000, help="TCP port to listen on")
+    serve.add_argument(
+        "--log-level",
+        default="warning",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn log level",
+    )
+    serve.add_argument("--access-log", action="store_true", help="log every request (slows the server down)")
+    serve.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resulting config as JSON and exit without serving",
+    )
+
+    # Config options default to SUPPRESS: only what the user typed overrides the preset.
+    s = argparse.SUPPRESS
+    cfg = parser.add_argument_group("limits (per minute; 'none' = unlimited)")
+    cfg.add_argument(
+        "--preset", choices=list(PRESETS), default=s, help="start from a named config (default: default)"
+    )
+    cfg.add_argument("--rpm", type=_limit, default=s, help=f"requests per minute (default: {_DEFAULTS.rpm})")
+    cfg.add_argument("--tpm", type=_limit, default=s, help=f"tokens per minute (default: {_DEFAULTS.tpm})")
+    cfg.add_argument(
+        "--window",
+        type=_number(0.0, strict=True),
+        default=s,
+        help=f"seconds over which per-minute limits are enforced; bucket = limit*window/60 "
+        f"(default: {_DEFAULTS.window:g})",
+    )
+    cfg.add_argument(
+        "--max-concurrent",
+        type=_limit,
+        default=s,
+        help=f"requests in flight at once before 429 (default: {_DEFAULTS.max_concurrent})",
+    )
+    cfg.add_argument(
+        "--per-key",
+        action=argparse.BooleanOptionalAction,
+        default=s,
+        help="separate limits for each Authorization header value (default: off)",
+    )
+    cfg.add_argument(
+        "--token-charge",
+        choices=["prompt+max_tokens", "prompt"],
+        default=s,
+        help=f"what a request is charged against TPM (default: {_DEFAULTS.token_charge})",
+    )
+    cfg.add_argument(
+        "--default-max-tokens",
+        type=_positive_int,
+        default=s,
+        help=f"max_tokens assumed when a request omits it (default: {_DEFAULTS.default_max_tokens})",
+    )
+    cfg.add_argument(
+        "--count-rejected",
+        action=argparse.BooleanOptionalAction,
+        default=s,
+        help="a 429'd request still uses one request of the RPM budget (default: off)",
+    )
+    cfg.add_argument(
+        "--quota-tokens",
+        type=_limit,
+        default=s,
+        help=f"prepaid token balance; then 429 insufficient_quota (default: {_DEFAULTS.quota_tokens})",
+    )
+    cfg.add_argument(
+        "--schedule",
+        dest="limit_schedule",
+        type=_schedule_entry,
+        action="append",
+        default=s,
+        metavar="AT:RPM:TPM",
+        help="from AT seconds after start, limits become RPM and TPM (repeatable; a brownout)",
+    )
+
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--models",
+        type=_models,
+        default=s,
+        help=f"comma-separated model ids served, '*' = any (default: {','.join(_DEFAULTS.models)})",
+    )
+    model.add_argument(
+        "--completion-fraction",
+        type=_fraction,
+        default=s,
+        metavar="LO:HI",
+        help="a completion is uniform(LO, HI) x max_tokens tokens long (default: "
+        f"{_DEFAULTS.completion_fraction[0]:g}:{_DEFAULTS.completion_fraction[1]:g})",
+    )
+    model.add_argument(
+        "--max-output-tokens",
+        type=_positive_int,
+        default=s,
+        help=f"largest max_tokens accepted (default: {_DEFAULTS.max_output_tokens})",
+    )
+    model.add_argument(
+        "--context-window",
+        type=_positive_int,
+        default=s,
+        help=f"prompt + max_tokens limit (default: {_DEFAULTS.context_window})",
+    )
+
+    lat = parser.add_argument_group("latency (seconds, seeded)")
+    lat.add_argument(
+        "--ttft", type=_number(0.0), default=s, help=f"time to first token (default: {_DEFAULTS.ttft:g})"
+    )
+    lat.add_argument(
+        "--per-token",
+        type=_number(0.0),
+        default=s,
+        help=f"time per output token (default: {_DEFAULTS.per_token:g})",
+    )
+    lat.add_argument(
+        "--jitter",
+        type=_number(0.0, 1.0),
+        default=s,
+        help=f"relative spread: latency x uniform(1-j, 1+j) (default: {_DEFAULTS.jitter:g})",
+    )
+    lat.add_argument(
+        "--load-slowdown",
+        type=_number(0.0),
+        default=s,
+        help=f"extra latency factor per other request in flight (default: {_DEFAULTS.load_slowdown:g})",
+    )
+
+    faults = parser.add_argument_group("faults (probability per admitted request)")
+    for name, what in (
+        ("error-rate-500", "answer 500 server_error"),
+        ("error-rate-503", "answer 503 service_unavailable"),
+        ("overloaded-rate", "answer 503 overloaded"),
+        ("stream-cut-rate", "cut a stream before [DONE]"),
+    ):
+        faults.add_argument(f"--{name}", type=_number(0.0, 1.0), default=s, help=f"{what} (default: 0)")
+
+    misc = parser.add_argument_group("other")
+    misc.add_argument(
+        "--seed",
+        type=int,
+        default=s,
+        help=f"seed for content, latency and faults (default: {_DEFAULTS.seed})",
+    )
+    misc.add_argument(
+        "--max-body-bytes",
+        type=_positive_int,
+        default=s,
+        help=f"larger request bodies get 413 (default: {_DEFAULTS.max_body_bytes})",
+    )
+    misc.add_argument(
+        "--max-events",
+        type=_limit,
+        default=s,
+        help=f"event records kept in memory, 'none' = all (default: {_CLI_MAX_EVENTS})",
+    )
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """The :class:`ServerConfig` an argument namespace describes (``ValueError`` if it is invalid)."""
+    serving = {"host", "port", "log_level", "access_log", "print_config"}
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in serving}
+    preset = overrides.pop("preset", "default")
+    overrides = {k.replace("-", "_"): v for k, v in overrides.items()}
+    if "limit_schedule" in overrides:
+        overrides["limit_schedule"] = tuple(overrides["limit_schedule"])
+    overrides.setdefault("max_events", _CLI_MAX_EVENTS)
+    return ServerConfig.preset(preset, **overrides)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and serve until interrupted. Returns an exit status.
+
+    Bad options exit with status 2 and a usage message, like any argparse program.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+    except ValueError as err:
+        parser.error(str(err))
+    if args.print_config:
+        json.dump(config.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+
+    import uvicorn  # only the real server needs it; the in-process app stays dependency-free
+
+    limits = f"rpm={config.rpm} tpm={config.tpm} window={config.window:g}s"
+    print(
+        f"mock_server: {limits} seed={config.seed} on http://{args.host}:{args.port}",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=args.access_log,
+        lifespan="on",
+    )
+    return 0

@@ -1,0 +1,54 @@
+"""OpenAI-shaped errors: one exception type and the JSON body every error response uses.
+
+Every error the server sends — bad JSON, an unknown model, a rate limit, an injected 500 — has the same
+body, because client code (and the official SDK) parse exactly this shape::
+
+    {"error": {"message": "...", "type": "...", "param": null | "<field>", "code": null | "<code>"}}
+
+``type`` says which family the error belongs to (``invalid_request_error``, ``requests``/``tokens`` for
+rate limits, ``insufficient_quota``, ``server_error``); ``code`` is the machine-readable reason.
+"""
+
+from __future__ import annotations
+
+import json
+
+__all__ = ["ApiError", "error_body"]
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> bytes:
+    """The JSON bytes of an OpenAI-style error object."""
+    return _ENCODER.encode(
+        {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    ).encode()
+
+
+class ApiError(Exception):
+    """A request the server refuses: raised while handling it, turned into a response by the app.
+
+    Defaults describe the common case, a malformed request (400 ``invalid_request_error``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 400,
+        param: str | None = None,
+        code: str | None = None,
+        type_: str = "invalid_request_error",
+        headers: tuple[tuple[bytes, bytes], ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.param = param
+        self.code = code
+        self.type = type_
+        self.headers = headers
+
+    def body(self) -> bytes:
+        """The response body for this error."""
+        return error_body(self.message, self.type, self.param, self.code)

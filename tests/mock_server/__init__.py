@@ -1,0 +1,1 @@
+"""Tests of the mock LLM provider (mock_server)."""
