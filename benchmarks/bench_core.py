@@ -138,8 +138,16 @@ def print_table() -> None:
     print("| " + " | ".join(headers) + " |")
     print("|" + "|".join("---" for _ in headers) + "|")
     for row in ROWS:
-        cells = [row.bench.split(" ", 1)[0], row.bench.split(" ", 1)[1], row.subject, row.loop, row.target,
-                 row.measured, row.meets, row.note]
+        cells = [
+            row.bench.split(" ", 1)[0],
+            row.bench.split(" ", 1)[1],
+            row.subject,
+            row.loop,
+            row.target,
+            row.measured,
+            row.meets,
+            row.note,
+        ]
         print("| " + " | ".join(cell.replace("|", "/") for cell in cells) + " |")
 
 
@@ -224,23 +232,43 @@ def bench_uncontended(sizes: Sizes) -> None:
         ("TokenBucket", lambda: TokenBucket(rate=big, capacity=big), _loop_acquire),
         ("GCRA", lambda: GCRA(rate=big, burst=big), _loop_acquire),
         # A 1 ms window: the log stays ~1,000 entries long and evicts as it goes (steady state).
-        ("SlidingWindowLog (1 ms window)", lambda: SlidingWindowLog(max_requests=big, window_seconds=0.001),
-         _loop_acquire),
-        ("ConcurrencyLimiter (acquire + release)", lambda: ConcurrencyLimiter(max_concurrent=10),
-         _loop_acquire_release),
-        ("Throttler(max_concurrent, rpm, tpm) (acquire + release)",
-         lambda: Throttler(max_concurrent=10, rpm=big * 60, tpm=big * 6_000), _loop_throttler),
+        (
+            "SlidingWindowLog (1 ms window)",
+            lambda: SlidingWindowLog(max_requests=big, window_seconds=0.001),
+            _loop_acquire,
+        ),
+        (
+            "ConcurrencyLimiter (acquire + release)",
+            lambda: ConcurrencyLimiter(max_concurrent=10),
+            _loop_acquire_release,
+        ),
+        (
+            "Throttler(max_concurrent, rpm, tpm) (acquire + release)",
+            lambda: Throttler(max_concurrent=10, rpm=big * 60, tpm=big * 6_000),
+            _loop_throttler,
+        ),
     ]
     peers: list[tuple[str, Callable[[], Any] | None, LoopFn]] = [
         ("naive PollingTokenBucket", lambda: PollingTokenBucket(rate=big, capacity=big), _loop_acquire),
-        ("aiolimiter AsyncLimiter", (lambda: aiolimiter.AsyncLimiter(big, 1.0)) if aiolimiter else None,
-         _loop_acquire),
-        ("pyrate-limiter Limiter(Rate) try_acquire_async (in-memory log)",
-         (lambda: pyrate_limiter.Limiter(pyrate_limiter.Rate(10**9, pyrate_limiter.Duration.SECOND)))
-         if pyrate_limiter else None, _loop_pyrate),
-        ("pyrate-limiter create_token_bucket_limiter try_acquire_async",
-         (lambda: pyrate_factory.create_token_bucket_limiter(10**9, pyrate_limiter.Duration.SECOND))
-         if pyrate_factory else None, _loop_pyrate),
+        (
+            "aiolimiter AsyncLimiter",
+            (lambda: aiolimiter.AsyncLimiter(big, 1.0)) if aiolimiter else None,
+            _loop_acquire,
+        ),
+        (
+            "pyrate-limiter Limiter(Rate) try_acquire_async (in-memory log)",
+            (lambda: pyrate_limiter.Limiter(pyrate_limiter.Rate(10**9, pyrate_limiter.Duration.SECOND)))
+            if pyrate_limiter
+            else None,
+            _loop_pyrate,
+        ),
+        (
+            "pyrate-limiter create_token_bucket_limiter try_acquire_async",
+            (lambda: pyrate_factory.create_token_bucket_limiter(10**9, pyrate_limiter.Duration.SECOND))
+            if pyrate_factory
+            else None,
+            _loop_pyrate,
+        ),
     ]
     n, repeats = sizes.acquire_iterations, sizes.acquire_repeats
     loop_note = f"best of {repeats} × {n:,}"
@@ -248,12 +276,25 @@ def bench_uncontended(sizes: Sizes) -> None:
     # (subject, target, factory or None if not installed, loop, note); the target is ours to meet or not.
     subjects: list[tuple[str, str | None, Callable[[], Any] | None, LoopFn, str]]
     subjects = [(subject, "≤ 1.5 µs", make, loop_fn, loop_note) for subject, make, loop_fn in ours]
-    subjects.append(("TokenBucket, recording ON (`with record():`)", None,
-                     lambda: TokenBucket(rate=big, capacity=big), _loop_recording,
-                     "each grant appends an Event to a Trace"))
+    subjects.append(
+        (
+            "TokenBucket, recording ON (`with record():`)",
+            None,
+            lambda: TokenBucket(rate=big, capacity=big),
+            _loop_recording,
+            "each grant appends an Event to a Trace",
+        )
+    )
     subjects += [(subject, "- (peer)", make, loop_fn, loop_note) for subject, make, loop_fn in peers]
-    subjects.append(("reference: `await` of an empty coroutine", None, lambda: None, _loop_noop,
-                     "the floor any async call pays"))
+    subjects.append(
+        (
+            "reference: `await` of an empty coroutine",
+            None,
+            lambda: None,
+            _loop_noop,
+            "the floor any async call pays",
+        )
+    )
 
     async def main() -> None:
         # Round-robin over the subjects, `repeats` times, keeping each one's best: a burst of load from
@@ -287,8 +328,12 @@ class GrantCost:
     elapsed: float  # loop-clock seconds the measurement covered
 
 
-async def _cpu_per_grant(make: Callable[[], Any], acquire_of: Callable[[Any], Callable[[], Awaitable[Any]]],
-                         parked: int, grants: int) -> GrantCost:
+async def _cpu_per_grant(
+    make: Callable[[], Any],
+    acquire_of: Callable[[Any], Callable[[], Awaitable[Any]]],
+    parked: int,
+    grants: int,
+) -> GrantCost:
     limiter = make()
     acquire = acquire_of(limiter)
     loop = asyncio.get_running_loop()
@@ -387,8 +432,17 @@ def bench_cpu_per_grant(sizes: Sizes) -> None:
         ok = verdict(cost.cpu_per_grant <= 5e-6)
         add(Row(bench, subject, "virtual", target, us(cost.cpu_per_grant), ok, note(cost)))
     floor = run(_cpu_floor(parked, sizes.grants_ours), virtual=True)
-    add(Row(bench, "reference: no limiter, one timer + one task wake per grant", "virtual", "-",
-            us(floor.cpu_per_grant), "-", note(floor, "the loop's own floor")))
+    add(
+        Row(
+            bench,
+            "reference: no limiter, one timer + one task wake per grant",
+            "virtual",
+            "-",
+            us(floor.cpu_per_grant),
+            "-",
+            note(floor, "the loop's own floor"),
+        )
+    )
 
     # The article's polling bucket, on virtual time (few grants: each costs one wake-up per waiter).
     polling_box: list[PollingTokenBucket] = []
@@ -398,8 +452,17 @@ def bench_cpu_per_grant(sizes: Sizes) -> None:
         return polling_box[-1]
 
     cost = run(_cpu_per_grant(make_polling, _plain, parked, sizes.grants_polling), virtual=True)
-    add(Row(bench, "naive PollingTokenBucket(rate=1000, capacity=1)", "virtual", "- (naive)",
-            us(cost.cpu_per_grant), "-", note(cost, f"{polling_box[-1].polls:,} polls")))
+    add(
+        Row(
+            bench,
+            "naive PollingTokenBucket(rate=1000, capacity=1)",
+            "virtual",
+            "- (naive)",
+            us(cost.cpu_per_grant),
+            "-",
+            note(cost, f"{polling_box[-1].polls:,} polls"),
+        )
+    )
 
     # aiolimiter reads loop.time(), so it should run on virtual time -- but it livelocks there (see README).
     if aiolimiter is None:
@@ -407,15 +470,25 @@ def bench_cpu_per_grant(sizes: Sizes) -> None:
     else:
         spins = 100_000
         subject = "aiolimiter AsyncLimiter(1, 0.001)"
-        scenario = _cpu_per_grant(lambda: aiolimiter.AsyncLimiter(1, 0.001), _plain, parked,
-                                  sizes.grants_ours)
+        scenario = _cpu_per_grant(
+            lambda: aiolimiter.AsyncLimiter(1, 0.001), _plain, parked, sizes.grants_ours
+        )
         try:
             cost = _run_on_small_livelock_budget(scenario, spins)
             add(Row(bench, subject, "virtual", "- (peer)", us(cost.cpu_per_grant), "-", note(cost)))
         except VirtualTimeLivelock as exc:
             first = str(exc).split(":", 1)[0]
-            add(Row(bench, subject, "virtual", "- (peer)", "VirtualTimeLivelock", "-",
-                    f"{first} (max_spins={spins:,}): re-arms its timer for *now* on a rounding residue"))
+            add(
+                Row(
+                    bench,
+                    subject,
+                    "virtual",
+                    "- (peer)",
+                    "VirtualTimeLivelock",
+                    "-",
+                    f"{first} (max_spins={spins:,}): re-arms its timer for *now* on a rounding residue",
+                )
+            )
 
     # On a real loop, for a bounded number of grants: ours (same conditions as the peers) and the peers that
     # must run there -- pyrate-limiter reads time.monotonic(), aiolimiter livelocks on virtual time.
@@ -428,16 +501,34 @@ def bench_cpu_per_grant(sizes: Sizes) -> None:
     # (subject, factory or None if not installed, how to acquire, grants to measure, why it runs here)
     AcquireOf = Callable[[Any], Callable[[], Awaitable[Any]]]
     real: list[tuple[str, Callable[[], Any] | None, AcquireOf, int, str]] = [
-        ("TokenBucket(rate=1000, capacity=1)", lambda: TokenBucket(rate=1000, capacity=1), _plain,
-         sizes.grants_real, "ours under the peers' conditions"),
-        ("aiolimiter AsyncLimiter(1, 0.001)",
-         (lambda: aiolimiter.AsyncLimiter(1, 0.001)) if aiolimiter else None, _plain, sizes.grants_real,
-         "real loop because it livelocks on virtual time"),
-        ("pyrate-limiter create_token_bucket_limiter(1000/s, burst=1, buffer_ms=0)",
-         pyrate_bucket(buffer_ms=0), _pyrate, sizes.grants_real,
-         "real loop because it reads time.monotonic()"),
-        ("pyrate-limiter create_token_bucket_limiter(1000/s, burst=1), default buffer_ms=50",
-         pyrate_bucket(), _pyrate, 20, "every retry sleeps 50 ms more than needed"),
+        (
+            "TokenBucket(rate=1000, capacity=1)",
+            lambda: TokenBucket(rate=1000, capacity=1),
+            _plain,
+            sizes.grants_real,
+            "ours under the peers' conditions",
+        ),
+        (
+            "aiolimiter AsyncLimiter(1, 0.001)",
+            (lambda: aiolimiter.AsyncLimiter(1, 0.001)) if aiolimiter else None,
+            _plain,
+            sizes.grants_real,
+            "real loop because it livelocks on virtual time",
+        ),
+        (
+            "pyrate-limiter create_token_bucket_limiter(1000/s, burst=1, buffer_ms=0)",
+            pyrate_bucket(buffer_ms=0),
+            _pyrate,
+            sizes.grants_real,
+            "real loop because it reads time.monotonic()",
+        ),
+        (
+            "pyrate-limiter create_token_bucket_limiter(1000/s, burst=1), default buffer_ms=50",
+            pyrate_bucket(),
+            _pyrate,
+            20,
+            "every retry sleeps 50 ms more than needed",
+        ),
     ]
     for subject, maybe_make, acquire_of, grants, why in real:
         if maybe_make is None:
@@ -446,8 +537,17 @@ def bench_cpu_per_grant(sizes: Sizes) -> None:
         ours = subject.startswith("TokenBucket")
         cost = run(_cpu_per_grant(maybe_make, acquire_of, parked, grants), virtual=False)
         rate = f"{cost.grants / cost.elapsed:,.0f} grants/s achieved"
-        add(Row(bench, subject, "real", "- (OS wake-ups dominate)" if ours else "- (peer)",
-                us(cost.cpu_per_grant), "-", note(cost, f"{rate}; {why}")))
+        add(
+            Row(
+                bench,
+                subject,
+                "real",
+                "- (OS wake-ups dominate)" if ours else "- (peer)",
+                us(cost.cpu_per_grant),
+                "-",
+                note(cost, f"{rate}; {why}"),
+            )
+        )
 
 
 # ------------------------------------------------------------------------------------ 3. accuracy
@@ -475,16 +575,28 @@ def bench_accuracy(sizes: Sizes) -> None:
     bound = 1.005 * ideal
     target = f"max ≤ {limit} / 1 s; makespan ≤ {bound:.3f} s (1.005 × {ideal:.1f})"
     for subject, make, ours in [
-        ("SlidingWindowLog(100, 1.0)", lambda: SlidingWindowLog(max_requests=limit, window_seconds=window),
-         True),
+        (
+            "SlidingWindowLog(100, 1.0)",
+            lambda: SlidingWindowLog(max_requests=limit, window_seconds=window),
+            True,
+        ),
         ("naive DequeSlidingWindow(100, 1.0)", lambda: DequeSlidingWindow(limit, window), False),
     ]:
         for loop_name, virtual in (("virtual", True), ("real", False)):
             busiest, makespan = run(_burst(make, n), virtual=virtual)
             ok = busiest <= limit and makespan <= bound
             measured = f"max {busiest} / 1 s; makespan {makespan:.4f} s ({makespan / ideal:.4f} × ideal)"
-            add(Row(bench, subject, loop_name, target if ours else "- (naive)", measured,
-                    verdict(ok) if ours else "-", f"{n} requests at once; from grant timestamps"))
+            add(
+                Row(
+                    bench,
+                    subject,
+                    loop_name,
+                    target if ours else "- (naive)",
+                    measured,
+                    verdict(ok) if ours else "-",
+                    f"{n} requests at once; from grant timestamps",
+                )
+            )
 
 
 # ------------------------------------------------------------------------------------ 4. fairness
@@ -532,8 +644,9 @@ async def _use_throttler(throttler: Any) -> None:
     permit.release()
 
 
-async def _service_order(make: Callable[[], Any], use: Callable[[Any], Awaitable[None]], n: int,
-                         stagger: float) -> tuple[list[int], Any]:
+async def _service_order(
+    make: Callable[[], Any], use: Callable[[Any], Awaitable[None]], n: int, stagger: float
+) -> tuple[list[int], Any]:
     limiter = make()
     order: list[int] = []
 
@@ -554,12 +667,24 @@ def bench_fairness(sizes: Sizes) -> None:
     subjects: list[tuple[str, Callable[[], Any], Callable[[Any], Awaitable[None]], bool]] = [
         ("TokenBucket(rate=100, capacity=10)", lambda: TokenBucket(rate=100, capacity=10), _use_plain, True),
         ("GCRA(rate=100, burst=10)", lambda: GCRA(rate=100, burst=10), _use_plain, True),
-        ("SlidingWindowLog(100, 1.0)", lambda: SlidingWindowLog(max_requests=100, window_seconds=1.0),
-         _use_plain, True),
-        ("Throttler(max_concurrent=10, rpm=6000, tpm=600000, window=0.1)",
-         lambda: Throttler(max_concurrent=10, rpm=6_000, tpm=600_000, window=0.1), _use_throttler, True),
-        ("naive PollingTokenBucket(rate=100, capacity=10)", lambda: PollingTokenBucket(rate=100, capacity=10),
-         _use_plain, False),
+        (
+            "SlidingWindowLog(100, 1.0)",
+            lambda: SlidingWindowLog(max_requests=100, window_seconds=1.0),
+            _use_plain,
+            True,
+        ),
+        (
+            "Throttler(max_concurrent=10, rpm=6000, tpm=600000, window=0.1)",
+            lambda: Throttler(max_concurrent=10, rpm=6_000, tpm=600_000, window=0.1),
+            _use_throttler,
+            True,
+        ),
+        (
+            "naive PollingTokenBucket(rate=100, capacity=10)",
+            lambda: PollingTokenBucket(rate=100, capacity=10),
+            _use_plain,
+            False,
+        ),
         ("naive DequeSlidingWindow(100, 1.0)", lambda: DequeSlidingWindow(100, 1.0), _use_plain, False),
     ]
     for subject, make, use, ours in subjects:
@@ -570,8 +695,17 @@ def bench_fairness(sizes: Sizes) -> None:
         if polls is not None:
             note += f"; {polls:,} polls"
         measured = f"{inversions:,} of {pairs:,} pairs inverted"
-        add(Row(bench, subject, "virtual", "0 inverted pairs" if ours else "- (naive)", measured,
-                verdict(inversions == 0) if ours else "-", note))
+        add(
+            Row(
+                bench,
+                subject,
+                "virtual",
+                "0 inverted pairs" if ours else "- (naive)",
+                measured,
+                verdict(inversions == 0) if ours else "-",
+                note,
+            )
+        )
 
     # The same naive window with arrivals 0.001 s apart: `t0 <= now - window` is False at now = t0 + window
     # (1.001 - 1.0 rounds below 0.001), the waiter sleeps 0 s and re-checks forever.  A small spin budget
@@ -586,8 +720,17 @@ def bench_fairness(sizes: Sizes) -> None:
         add(Row(bench, subject, "virtual", "- (naive)", measured, "-", f"{limiter.polls:,} polls"))
     except VirtualTimeLivelock as exc:
         first = str(exc).split(":", 1)[0]
-        add(Row(bench, subject, "virtual", "- (naive)", "VirtualTimeLivelock", "-",
-                f"{first} (max_spins={spins:,}): the float trap"))
+        add(
+            Row(
+                bench,
+                subject,
+                "virtual",
+                "- (naive)",
+                "VirtualTimeLivelock",
+                "-",
+                f"{first} (max_spins={spins:,}): the float trap",
+            )
+        )
 
 
 # -------------------------------------------------------------------------------- 5. virtual-time speed
@@ -639,8 +782,17 @@ def bench_virtual_speed(sizes: Sizes) -> None:
         note = f"{done:,}/{n:,} done, virtual makespan {clock:,.0f} s"
         if throttled:
             note += f", longest wait {max_wait:.1f} s"
-        add(Row(bench, subject, "virtual", "≤ 1 s wall" if ours else "-", f"{wall:.3f} s wall",
-                verdict(wall <= 1.0) if ours else "-", note + extra))
+        add(
+            Row(
+                bench,
+                subject,
+                "virtual",
+                "≤ 1 s wall" if ours else "-",
+                f"{wall:.3f} s wall",
+                verdict(wall <= 1.0) if ours else "-",
+                note + extra,
+            )
+        )
 
 
 # ------------------------------------------------------------------------------------------- main
@@ -673,8 +825,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"- command: `{command}`")
     python = f"{platform.python_version()} ({platform.python_implementation()})"
     print(f"- Python {python} on {platform.platform()}, {os.cpu_count()} CPUs")
-    print(f"- throttle-lab {_version('throttle-lab')}, aiolimiter {_version('aiolimiter')}, "
-          f"pyrate-limiter {_version('pyrate-limiter')}")
+    print(
+        f"- throttle-lab {_version('throttle-lab')}, aiolimiter {_version('aiolimiter')}, "
+        f"pyrate-limiter {_version('pyrate-limiter')}"
+    )
     print(f"- total wall time {total:.1f} s; 'meets' is judged only for throttle_lab's own rows")
     print()
     print_table()
