@@ -298,13 +298,26 @@ DESIGNS: Mapping[str, str] = {
 }
 
 
-def _design_of(design: Design | str, server: ServerConfig, limits: Mapping[str, Any]) -> Design:
+def _design_of(
+    design: Design | str, server: ServerConfig, limits: Mapping[str, Any]
+) -> tuple[Design, dict[str, Any] | None]:
+    """The design to run, and the client limits it runs with (``None`` for a ready-made Design)."""
     if isinstance(design, Design):
-        return design
+        return design, None
     # By default the client is configured to the server's limits -- the point of most lessons.
     kwargs: dict[str, Any] = {"rpm": server.rpm, "tpm": server.tpm, "window": server.window}
     kwargs.update({k: v for k, v in limits.items() if v is not None})
-    return make_design(design, **kwargs)
+    chosen = make_design(design, **kwargs)
+    max_concurrent = kwargs.get("max_concurrent")
+    if max_concurrent is None and design in ("semaphore", "article", "sre"):
+        max_concurrent = 10  # these designs' default concurrency
+    client = {
+        "rpm": kwargs["rpm"],
+        "tpm": kwargs["tpm"],
+        "window": kwargs["window"],
+        "max_concurrent": max_concurrent,
+    }
+    return chosen, client
 
 
 # ---------------------------------------------------------------------------------------------- running
@@ -387,7 +400,7 @@ def simulate(
     """
     workload = workload if workload is not None else Workload()
     config = _server_config(server)
-    chosen = _design_of(
+    chosen, client = _design_of(
         design,
         config,
         {"rpm": rpm, "tpm": tpm, "max_concurrent": max_concurrent, "window": window, "retry": retry},
@@ -404,13 +417,19 @@ def simulate(
     with record() as client_trace:
         server_records = run(main())
     trace = Trace.merge(client_trace, Trace.from_records(server_records))
-    trace.meta.update(_describe(chosen, workload, config, mode="virtual"))
+    trace.meta.update(_describe(chosen, workload, config, "virtual", client))
     return trace
 
 
-def _describe(design: Design, workload: Workload, config: ServerConfig, mode: str) -> dict[str, Any]:
+def _describe(
+    design: Design,
+    workload: Workload,
+    config: ServerConfig,
+    mode: str,
+    client: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """What a trace's ``meta`` says about the run: plots title themselves and draw limits from it."""
-    return {
+    meta: dict[str, Any] = {
         "design": design.name,
         "description": design.description,
         "mode": mode,
@@ -428,6 +447,9 @@ def _describe(design: Design, workload: Workload, config: ServerConfig, mode: st
             "seed": workload.seed,
         },
     }
+    if client is not None:
+        meta["client"] = dict(client)
+    return meta
 
 
 @dataclass
@@ -475,8 +497,10 @@ def compare(
     config = _server_config(server)
     traces: dict[str, Trace] = {}
     for design in designs:
-        chosen = _design_of(design, config, limits)
-        traces[chosen.name] = simulate(chosen, workload, config)
+        if isinstance(design, Design):
+            traces[design.name] = simulate(design, workload, config)
+        else:
+            traces[design] = simulate(design, workload, config, **limits)
     return Comparison(traces, workload, config, limit_per_minute=config.rpm)
 
 
@@ -533,7 +557,7 @@ def live(
     """
     workload = workload if workload is not None else Workload()
     config = _server_config(server)
-    chosen = _design_of(design, config, limits)
+    chosen, client = _design_of(design, config, limits)
     port = _free_port()
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     process = subprocess.Popen(
@@ -581,7 +605,7 @@ def live(
     offset = _clock_offset(client_trace, server_trace)
     shifted = Trace(replace(event, t=event.t + offset) for event in server_trace)
     trace = Trace.merge(client_trace, shifted)
-    trace.meta.update(_describe(chosen, workload, config, mode="live"))
+    trace.meta.update(_describe(chosen, workload, config, "live", client))
     return trace
 
 

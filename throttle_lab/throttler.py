@@ -42,7 +42,7 @@ import math
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from .events import _OBSERVERS, Kind, emit
 from .limiters._base import Limiter, LimiterStatistics, check_positive
@@ -131,6 +131,8 @@ class Throttler(Limiter):
 
     holds = True
     level_name = "in_flight"
+    #: ``acquire``'s weight is the request's tokens (transports charge throttlers their token estimate).
+    weighs_tokens: ClassVar[bool] = True
 
     def __init__(
         self,

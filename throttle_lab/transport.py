@@ -75,9 +75,9 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
     Args:
         transport: the transport that really sends (default: ``httpx.AsyncHTTPTransport()``); for the
             in-process mock server, ``httpx.ASGITransport(app=create_app(...))``.
-        limiter: what each attempt waits for.  A :class:`~throttle_lab.Throttler` is charged the estimated
-            tokens and paused on 429s; other limiters are charged one unit per attempt (``weight="tokens"``
-            charges them the tokens instead).
+        limiter: what each attempt waits for.  A :class:`~throttle_lab.Throttler` (or a shared one) is
+            charged the estimated tokens, and a ``Throttler`` is paused on 429s; other limiters are charged
+            one unit per attempt (``weight="tokens"`` charges them the tokens instead).
         retry: the retry policy (``None``: answers are returned as they come, no retries).
         aimd: an :class:`~throttle_lab.AIMD` controller told about every success and 429 (wire its
             ``on_change`` to ``throttler.set_limits`` to let it steer the rate).
@@ -202,7 +202,7 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
     async def _enter(self, gate: AsyncExitStack, tokens: float) -> Any:
         if self.limiter is None:
             return None
-        if isinstance(self.limiter, Throttler):
+        if getattr(self.limiter, "weighs_tokens", False):  # a throttler: its weight *is* the tokens
             return await gate.enter_async_context(self.limiter.slot(tokens))
         units = tokens if self.weight == "tokens" and tokens > 0 else 1
         return await gate.enter_async_context(self.limiter.slot(units))

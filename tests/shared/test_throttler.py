@@ -1,0 +1,146 @@
+"""SharedThrottler against a real Redis: RPM and TPM booked together, all or nothing, in arrival order."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+
+import pytest
+
+from throttle_lab import record
+from throttle_lab.shared import SharedThrottler
+
+from .helpers import gcra_violations, in_order, real
+
+
+def test_tokens_bind_and_later_requests_keep_their_place(redis_url: str, key: str) -> None:
+    async def main() -> list[int]:
+        # 100 requests/s bursting 10; 100 tokens/s bursting 10.
+        throttler = SharedThrottler(redis_url, key, rpm=6000, tpm=6000, window=0.1)
+        await throttler.peek()
+        starts = await in_order(throttler.acquire, [10, 10, 0, 0])
+        await throttler.aclose()
+        return starts
+
+    a, b, c, d = real(main())
+    # b needs the token bucket refilled (100 ms).  c and d need no tokens and RPM has room -- but they arrived
+    # after b, so they go with it, not before it.
+    assert (b - a, c - a, d - a) == (100_000, 100_000, 100_000)
+
+
+def test_requests_bind_when_tokens_are_plenty(redis_url: str, key: str) -> None:
+    async def main() -> list[int]:
+        throttler = SharedThrottler(redis_url, key, rpm=1200, tpm=1_000_000, window=0.05)  # 1 per 50 ms
+        await throttler.peek()
+        starts = await in_order(throttler.acquire, [5, 5, 5, 5])
+        await throttler.aclose()
+        return starts
+
+    starts = real(main())
+    assert [b - a for a, b in itertools.pairwise(starts)] == [50_000] * 3
+
+
+def test_both_limits_hold_for_a_random_weighted_batch(redis_url: str, key: str) -> None:
+    rpm, tpm, window = 12_000, 120_000, 0.1  # 200 requests/s (burst 20), 2000 tokens/s (burst 200)
+    rng = random.Random(7)
+    tokens = [float(rng.randint(1, 60)) for _ in range(60)]
+
+    async def main() -> list[tuple[int, float]]:
+        throttler = SharedThrottler(redis_url, key, rpm=rpm, tpm=tpm, window=window)
+        out = await asyncio.gather(*(throttler.acquire(t) for t in tokens))
+        assert throttler.statistics().tokens_granted == sum(tokens)
+        await throttler.aclose()
+        return [(r.at_us or 0, r.weight) for r in out]
+
+    bookings = real(main())
+    assert gcra_violations([(at, 1.0) for at, _ in bookings], rate=rpm / 60, burst=rpm * window / 60) == []
+    assert gcra_violations(bookings, rate=tpm / 60, burst=tpm * window / 60) == []
+
+
+def test_rpm_only_and_tpm_only(redis_url: str, key: str) -> None:
+    async def main() -> None:
+        rpm_only = SharedThrottler(redis_url, key + "-r", rpm=600, window=1)
+        assert rpm_only.max_weight == float("inf")
+        assert await rpm_only.acquire(10**9)  # tokens are not limited
+        tpm_only = SharedThrottler(redis_url, key + "-t", tpm=600, window=1)
+        assert tpm_only.max_weight == 10
+        assert await tpm_only.acquire(10)
+        assert await tpm_only.try_acquire(1) is None
+        assert await tpm_only.try_acquire(0)  # no tokens, no RPM limit: always fits
+        await rpm_only.aclose()
+        await tpm_only.aclose()
+
+    real(main())
+
+
+def test_oversize_tokens_fail_at_once(key: str) -> None:
+    async def main() -> SharedThrottler:
+        throttler = SharedThrottler("redis://127.0.0.1:1/0", key, rpm=60, tpm=6000, window=1)
+        with pytest.raises(ValueError, match=r"101 tokens can never fit .* \(100 at most"):
+            await throttler.acquire(101)
+        with pytest.raises(ValueError, match="tokens must be a non-negative"):
+            await throttler.acquire(-1)
+        return throttler
+
+    with record() as trace:
+        throttler = real(main())
+    assert throttler.statistics().rejected == 1 and throttler.statistics().round_trips == 0
+    assert trace.count("rejected") == 1
+
+
+def test_cancelled_latest_booking_is_undone_both_halves(redis_url: str, key: str) -> None:
+    async def main() -> tuple[int, int, int]:
+        throttler = SharedThrottler(redis_url, key, rpm=6000, tpm=6000, window=0.1)
+        first = await throttler.acquire(10)
+        victim = asyncio.ensure_future(throttler.acquire(10))  # first + 100 ms
+        await asyncio.sleep(0.01)
+        victim.cancel()
+        await asyncio.gather(victim, return_exceptions=True)
+        await throttler.wait_refunds()
+        newcomer = await throttler.acquire(10)  # gets the victim's slot
+        again = await throttler.acquire(10)
+        stats = throttler.statistics()
+        assert (stats.refunded, stats.cancelled, stats.tokens_granted) == (1, 1, 30)
+        await throttler.aclose()
+        return first.at_us or 0, newcomer.at_us or 0, again.at_us or 0
+
+    first, newcomer, again = real(main())
+    assert (newcomer - first, again - first) == (100_000, 200_000)
+
+
+def test_statistics_and_repr(redis_url: str, key: str) -> None:
+    async def main() -> SharedThrottler:
+        throttler = SharedThrottler(redis_url, key, rpm=600, tpm=60_000, window=1, name="openai")
+        async with throttler.slot(100) as reservation:
+            assert reservation.weight == 100
+        await throttler.aclose()
+        return throttler
+
+    throttler = real(main())
+    text = repr(throttler)
+    assert text.startswith("<SharedThrottler 'openai'") and "rpm=600 tpm=60000 window=1s" in text
+    assert "requests_left=9.00" in text and "tokens_left=900.00" in text
+    stats = throttler.statistics()
+    assert (stats.rpm, stats.tpm, stats.window, stats.tokens_granted, stats.granted) == (
+        600,
+        60_000,
+        1,
+        100,
+        1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({}, "rpm"),
+        ({"rpm": 0}, "rpm"),
+        ({"tpm": -5}, "tpm"),
+        ({"rpm": 60, "window": 0}, "window"),
+        ({"rpm": 60, "window": float("inf")}, "window"),
+    ],
+)
+def test_invalid_configuration_names_the_argument(kwargs: dict[str, float], argument: str) -> None:
+    with pytest.raises(ValueError, match=argument):
+        SharedThrottler("redis://127.0.0.1:6379", "k", **kwargs)  # type: ignore[arg-type]

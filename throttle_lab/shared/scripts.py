@@ -1,0 +1,285 @@
+"""The Lua scripts: every decision of a shared limiter is one of these, run atomically inside Redis.
+
+Redis runs a script from start to finish with nothing else in between, so "read the state, decide, book"
+cannot interleave with another worker's request -- that is the whole trick.  Each script:
+
+* reads the clock with ``TIME`` **inside Redis**, so workers on hosts whose clocks disagree still share one
+  timeline (their own clocks are only used to sleep for the relative wait the script answers);
+* *books* the caller's slot and answers how long to wait (a reservation), instead of answering "not yet"
+  and making the caller poll: one round trip per request, and order is arrival order at Redis;
+* keeps times as microseconds of Redis time.  Lua numbers are doubles, exact for whole numbers up to 2**53
+  (about 285 years of microseconds), and state is stored as ``%.17g`` text, which reads back bit for bit
+  (Lua's own ``tostring`` keeps only 14 digits and would round a timestamp to 100 µs);
+* sets a TTL on what it writes, for when the state means nothing any more: an idle limiter leaves no keys.
+
+Scripts are loaded once (``SCRIPT LOAD``) and then called by their SHA1 (``EVALSHA``); a server that
+restarted or flushed its script cache answers ``NOSCRIPT`` and the caller loads the script again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+__all__ = [
+    "GCRA_REFUND",
+    "GCRA_RESERVE",
+    "SCRIPTS",
+    "SLIDING_LOG_REFUND",
+    "SLIDING_LOG_RESERVE",
+    "THROTTLER_REFUND",
+    "THROTTLER_RESERVE",
+    "LuaScript",
+]
+
+
+@dataclass(frozen=True)
+class LuaScript:
+    """A named Lua source and its SHA1 (what ``EVALSHA`` calls it by; ``SCRIPT LOAD`` answers the same)."""
+
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+# Every script that reads TIME starts with this.  Before Redis 5, a script that had read the clock (a
+# non-deterministic command) could not write unless it switched to replicating its *effects* rather than
+# itself; from Redis 5 that is the default, and from 7 the call is a deprecated no-op.  Keeping it makes the
+# scripts work on old servers too.
+_CLOCK = """
+if redis.replicate_commands then redis.replicate_commands() end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])  -- µs of Redis time
+local function num(x) return string.format('%.17g', x) end
+"""
+
+GCRA_RESERVE = LuaScript(
+    "gcra_reserve",
+    _CLOCK
+    + """
+-- GCRA: the state is one number, the TAT (theoretical arrival time): when the next unit is due on the ideal
+-- timeline.  A request of `weight` may start once TAT + weight*interval - tolerance <= now, and books
+-- TAT = max(TAT, now) + weight*interval.
+--
+-- KEYS[1]  the TAT, µs of Redis time, as text (missing or in the past: the full burst is available)
+-- ARGV[1]  interval: µs per unit (1e6 / rate)
+-- ARGV[2]  tolerance: how far ahead of the ideal timeline requests may run, µs (burst * interval)
+-- ARGV[3]  weight
+-- ARGV[4]  'reserve' (always book, answer the wait), 'try' (book only if no wait) or 'peek' (never book)
+-- returns  {booked 1/0, wait µs (rounded up), now µs, TAT after (text), units available after (text)}
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local weight = tonumber(ARGV[3])
+local mode = ARGV[4]
+local stored = redis.call('GET', KEYS[1])
+local tat = now
+if stored then tat = math.max(tonumber(stored), now) end
+local booked_tat = tat + weight * interval
+local wait = math.max(0, math.ceil(booked_tat - tolerance - now))
+local booked = 0
+if mode == 'reserve' or (mode == 'try' and wait == 0) then
+  booked = 1
+  tat = booked_tat
+  -- Once the TAT is in the past the key means "full burst", exactly like no key: let it expire then.
+  redis.call('SET', KEYS[1], num(tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+end
+return {booked, wait, now, num(tat), num((tolerance - (tat - now)) / interval)}
+""",
+)
+
+GCRA_REFUND = LuaScript(
+    "gcra_refund",
+    _CLOCK
+    + """
+-- Give back a booking -- but only if it is still the latest one.  If someone booked after it, their slot
+-- was computed from ours; moving the TAT back would let a newcomer share their instant and exceed the
+-- burst.  Then the slot is simply lost: a gap in the schedule, never an excess.
+--
+-- KEYS[1]  the TAT
+-- ARGV[1]  the TAT our booking left (text, exactly as returned);  ARGV[2]  what it added (µs)
+-- returns  1 if refunded, 0 if not
+local stored = redis.call('GET', KEYS[1])
+if stored ~= ARGV[1] then return 0 end
+local tat = tonumber(stored) - tonumber(ARGV[2])
+if tat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], num(tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+end
+return 1
+""",
+)
+
+# The log is a sorted set with one member per booking, "<start µs>:<weight>:<id>", scored by the running
+# total of weight booked so far *including* that booking (a prefix sum).  Both start times and totals grow
+# in booking order, so "how much was booked between two bookings" is a subtraction of two scores, and "the
+# first booking whose total reaches X" is one O(log n) ZRANGEBYSCORE -- no walking the log per request.
+_LOG_HELPERS = """
+local function start_of(member) return tonumber(string.match(member, '^(%d+):')) end
+local function weight_of(member) return tonumber(string.match(member, '^%d+:([^:]+):')) end
+"""
+
+SLIDING_LOG_RESERVE = LuaScript(
+    "sliding_log_reserve",
+    _CLOCK
+    + _LOG_HELPERS
+    + """
+-- Sliding-window log: never more than `limit` units starting in any window of `window` µs.  A booking at
+-- time `at` must fit with everything starting in (at - window, at]; bookings are made in arrival order, so
+-- nothing starts after `at` and the sum of that span is `total - (prefix sum at the window's edge)`.
+--
+-- KEYS[1]  the log (see above)
+-- ARGV[1]  window, µs (whole)    ARGV[2]  limit    ARGV[3]  weight    ARGV[4]  mode (as GCRA)
+-- ARGV[5]  an id unique to this request (members must differ)
+-- returns  {booked 1/0, wait µs, now µs, member booked (or ''), units in the log after (text)}
+local log = KEYS[1]
+local window = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local weight = tonumber(ARGV[3])
+local mode = ARGV[4]
+
+-- 1. Drop bookings whose window has passed for good (start + window <= now), oldest first, in batches.
+while true do
+  local head = redis.call('ZRANGE', log, 0, 63)
+  local gone = 0
+  for i = 1, #head do
+    if start_of(head[i]) + window > now then break end
+    gone = i
+  end
+  if gone > 0 then redis.call('ZREMRANGEBYRANK', log, 0, gone - 1) end
+  if gone < 64 then break end
+end
+
+-- 2. The total booked so far, the total before the oldest booking still here, and the latest start.
+local total, base, at = 0, 0, now
+local tail = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
+if #tail > 0 then
+  total = tonumber(tail[2])
+  at = math.max(now, start_of(tail[1]))  -- first come, first served: never before an earlier booking
+  local head = redis.call('ZRANGE', log, 0, 0, 'WITHSCORES')
+  base = tonumber(head[2]) - weight_of(head[1])
+end
+
+-- 3. For `weight` to fit, the bookings up to a total of `need` must have left the window: start when the
+--    first booking whose running total reaches `need` does.
+local need = total + weight - limit
+if need > base then
+  local first = redis.call('ZRANGEBYSCORE', log, num(need), '+inf', 'LIMIT', 0, 1)
+  if #first == 0 then first = {tail[1]} end  -- rounding at the very end: wait for the whole log to pass
+  at = math.max(at, start_of(first[1]) + window)
+end
+
+-- 4. Book.
+local wait = at - now
+local booked, member = 0, ''
+if mode == 'reserve' or (mode == 'try' and wait == 0) then
+  booked = 1
+  total = total + weight
+  member = string.format('%.0f:%s:%s', at, ARGV[3], ARGV[5])
+  redis.call('ZADD', log, num(total), member)
+  redis.call('PEXPIRE', log, math.ceil((at + window - now) / 1000) + 1)
+end
+return {booked, wait, now, member, num(total - base)}
+""",
+)
+
+SLIDING_LOG_REFUND = LuaScript(
+    "sliding_log_refund",
+    _LOG_HELPERS
+    + """
+-- Take a booking out of the log.  Unlike GCRA this is always safe: bookings made after it were placed
+-- assuming it was there; without it every window only gets lighter.  The running totals of the later
+-- bookings drop by its weight, so the prefix sums stay exact.
+--
+-- KEYS[1]  the log;  ARGV[1]  the member our booking added
+-- returns  1 if removed, 0 if it was not there (already expired)
+local log = KEYS[1]
+local score = redis.call('ZSCORE', log, ARGV[1])
+if not score then return 0 end
+local weight = weight_of(ARGV[1])
+local later = redis.call('ZRANGEBYSCORE', log, '(' .. score, '+inf', 'WITHSCORES')
+for i = 1, #later, 2 do
+  redis.call('ZADD', log, string.format('%.17g', tonumber(later[i + 1]) - weight), later[i])
+end
+redis.call('ZREM', log, ARGV[1])
+return 1
+""",
+)
+
+THROTTLER_RESERVE = LuaScript(
+    "throttler_reserve",
+    _CLOCK
+    + """
+-- Requests per minute and tokens per minute, booked together or not at all: two GCRAs in one hash, and
+-- the request starts when the later of the two lets it (and never before the previous booking: FIFO).
+--
+-- KEYS[1]  a hash: 'rpm', 'tpm' (the two TATs, µs), 'last' (the latest booked start, µs), 'seq' (bookings
+--          so far), and 'rpm0', 'tpm0', 'last0': the three as they were before the latest booking, so a
+--          refund can undo exactly that booking
+-- ARGV[1], ARGV[2]  requests: µs per request (0: no RPM limit), tolerance µs
+-- ARGV[3], ARGV[4]  tokens: µs per token (0: no TPM limit), tolerance µs
+-- ARGV[5]  tokens of this request    ARGV[6]  mode (as GCRA)
+-- returns  {booked 1/0, wait µs, now µs, seq (text), requests available (text), tokens available (text)}
+local r_int, r_tol = tonumber(ARGV[1]), tonumber(ARGV[2])
+local t_int, t_tol = tonumber(ARGV[3]), tonumber(ARGV[4])
+local tokens = tonumber(ARGV[5])
+local mode = ARGV[6]
+local state = redis.call('HMGET', KEYS[1], 'rpm', 'tpm', 'last', 'seq')
+local function due(x) if x then return math.max(tonumber(x), now) end return now end
+local r_tat, t_tat, last = due(state[1]), due(state[2]), due(state[3])
+local seq = 0
+if state[4] then seq = tonumber(state[4]) end
+
+local at = last
+if r_int > 0 then at = math.max(at, r_tat + r_int - r_tol) end
+if t_int > 0 and tokens > 0 then at = math.max(at, t_tat + tokens * t_int - t_tol) end
+at = math.ceil(at)
+
+local wait = at - now
+local booked = 0
+if mode == 'reserve' or (mode == 'try' and wait == 0) then
+  booked = 1
+  seq = seq + 1
+  local r0, t0 = r_tat, t_tat
+  if r_int > 0 then r_tat = math.max(r_tat, at) + r_int end
+  if t_int > 0 and tokens > 0 then t_tat = math.max(t_tat, at) + tokens * t_int end
+  redis.call('HSET', KEYS[1], 'rpm', num(r_tat), 'tpm', num(t_tat), 'last', num(at),
+             'rpm0', num(r0), 'tpm0', num(t0), 'last0', num(last), 'seq', string.format('%d', seq))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(r_tat, t_tat, at) - now) / 1000) + 1)
+end
+local r_left, t_left = 0, 0
+if r_int > 0 then r_left = (r_tol - (r_tat - now)) / r_int end
+if t_int > 0 then t_left = (t_tol - (t_tat - now)) / t_int end
+return {booked, wait, now, string.format('%d', seq), num(r_left), num(t_left)}
+""",
+)
+
+THROTTLER_REFUND = LuaScript(
+    "throttler_refund",
+    """
+-- Undo a booking -- both halves -- if nobody booked after it (same reasoning as the GCRA refund).
+-- KEYS[1]  the hash;  ARGV[1]  our booking's seq
+-- returns  1 if refunded, 0 if not
+local state = redis.call('HMGET', KEYS[1], 'seq', 'rpm0', 'tpm0', 'last0')
+if state[1] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'rpm', state[2], 'tpm', state[3], 'last', state[4])
+redis.call('HINCRBY', KEYS[1], 'seq', 1)  -- the same booking can never be given back twice
+return 1
+""",
+)
+
+#: Every script, by name.
+SCRIPTS: dict[str, LuaScript] = {
+    script.name: script
+    for script in (
+        GCRA_RESERVE,
+        GCRA_REFUND,
+        SLIDING_LOG_RESERVE,
+        SLIDING_LOG_REFUND,
+        THROTTLER_RESERVE,
+        THROTTLER_REFUND,
+    )
+}
