@@ -353,19 +353,23 @@ async def _drive(
     )
     loop = asyncio.get_running_loop()
     start = loop.time()
-    async with httpx.AsyncClient(transport=throttled, base_url=base_url, timeout=None) as client:
+    url = httpx.URL(base_url).join("/v1/chat/completions")
+    # Requests go straight to the transport stack: an httpx.AsyncClient on top would add cookie, redirect
+    # and URL handling that an experiment never needs and that costs more than the rest of a request.
+    async with throttled:
 
         async def send(item: WorkItem) -> None:
             delay = start + item.at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
             headers = {"x-request-id": item.request_id, "authorization": "Bearer sk-throttle-lab"}
+            request = httpx.Request(
+                "POST", url, json=item.body(workload.model, workload.stream), headers=headers
+            )
             try:
-                response = await client.post(
-                    "/v1/chat/completions", json=item.body(workload.model, workload.stream), headers=headers
-                )
-                if workload.stream:
-                    await response.aread()
+                response = await throttled.handle_async_request(request)
+                await response.aread()
+                await response.aclose()
             except ValueError:
                 pass  # refused locally (e.g. larger than the whole TPM budget); recorded as "rejected"
 
