@@ -1,0 +1,1 @@
+"""Reference solutions to the lessons' exercises (open them when you are stuck)."""

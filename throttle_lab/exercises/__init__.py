@@ -1,0 +1,1 @@
+"""Checkers for the lessons' exercises: one module per lesson, each with a ``check(...)``."""
