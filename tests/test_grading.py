@@ -115,3 +115,18 @@ def test_trace_grading() -> None:
 def test_inverted_pairs() -> None:
     assert inverted_pairs([1, 2, 3], [1, 2, 3]) == 0
     assert inverted_pairs([3, 2, 1], [1, 2, 3]) == 3
+
+
+def test_a_clock_aligned_fixed_window_is_caught_by_the_late_burst() -> None:
+    from throttle_lab import FixedWindow
+
+    report = check_limiter(lambda: FixedWindow(5, 5), max_requests=5, window_seconds=5)
+    assert names(report)["never more than 5 in any 5 s window"] is False
+    assert "busiest window held 10" in str(report)
+
+
+def test_checks_work_inside_a_running_loop_like_a_notebook_cell() -> None:
+    async def cell() -> bool:
+        return check_limiter(lambda: TokenBucket(rate=2.0, capacity=4), rate=2.0, capacity=4).passed
+
+    assert asyncio.run(cell())
