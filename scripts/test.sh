@@ -8,7 +8,7 @@ bash scripts/setup.sh dev,bench
 
 # System packages some tests drive (they skip with a reason where a package is absent).  Installed
 # with apt-get when we are root and it is missing -- as on CI's clean machine.
-system_packages=(redis-server)
+system_packages=(redis-server chromium)
 missing=()
 for pkg in "${system_packages[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
