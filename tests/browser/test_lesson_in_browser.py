@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 
 #: The notebook under test, relative to the repository; any notebook whose first ``lab()`` panel has a
 #: ``requests`` slider will do (a lesson can take this one's place).
-NOTEBOOK = "notebooks/browser_check.ipynb"
+NOTEBOOK = "notebooks/playground.ipynb"
 SLIDER = "requests"
 
 FRONTENDS = {
