@@ -18,13 +18,13 @@ from typing import Any
 from .app import create_app
 from .config import PRESETS, ServerConfig
 
-__all__ = ["build_parser", "config_from_args", "main"]
+__all__ = ["build_parser", "config_from_args", "limit_arg", "main", "positive_int_arg", "schedule_arg"]
 
 _CLI_MAX_EVENTS = 10_000  # a long-running server keeps only recent events, so its memory stays flat
 _DEFAULTS = ServerConfig()
 
 
-def _limit(text: str) -> int | None:
+def limit_arg(text: str) -> int | None:
     """A positive integer, or ``none``/``unlimited`` for no limit."""
     if text.strip().lower() in ("none", "unlimited", "inf"):
         return None
@@ -54,7 +54,7 @@ def _number(minimum: float, maximum: float | None = None, *, strict: bool = Fals
     return parse
 
 
-def _positive_int(text: str) -> int:
+def positive_int_arg(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -74,13 +74,13 @@ def _port(text: str) -> int:
     return value
 
 
-def _schedule_entry(text: str) -> tuple[float, int | None, int | None]:
+def schedule_arg(text: str) -> tuple[float, int | None, int | None]:
     parts = text.split(":")
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(
             f"expected AT:RPM:TPM (e.g. 30:60:20000 or 30:none:5000), got {text!r}"
         )
-    return (_number(0.0)(parts[0]), _limit(parts[1]), _limit(parts[2]))
+    return (_number(0.0)(parts[0]), limit_arg(parts[1]), limit_arg(parts[2]))
 
 
 def _fraction(text: str) -> tuple[float, float]:
@@ -134,8 +134,10 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     cfg.add_argument(
         "--preset", choices=list(PRESETS), default=s, help="start from a named config (default: default)"
     )
-    cfg.add_argument("--rpm", type=_limit, default=s, help=f"requests per minute (default: {_DEFAULTS.rpm})")
-    cfg.add_argument("--tpm", type=_limit, default=s, help=f"tokens per minute (default: {_DEFAULTS.tpm})")
+    cfg.add_argument(
+        "--rpm", type=limit_arg, default=s, help=f"requests per minute (default: {_DEFAULTS.rpm})"
+    )
+    cfg.add_argument("--tpm", type=limit_arg, default=s, help=f"tokens per minute (default: {_DEFAULTS.tpm})")
     cfg.add_argument(
         "--window",
         type=_number(0.0, strict=True),
@@ -145,7 +147,7 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     )
     cfg.add_argument(
         "--max-concurrent",
-        type=_limit,
+        type=limit_arg,
         default=s,
         help=f"requests in flight at once before 429 (default: {_DEFAULTS.max_concurrent})",
     )
@@ -163,7 +165,7 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     )
     cfg.add_argument(
         "--default-max-tokens",
-        type=_positive_int,
+        type=positive_int_arg,
         default=s,
         help=f"max_tokens assumed when a request omits it (default: {_DEFAULTS.default_max_tokens})",
     )
@@ -175,14 +177,14 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     )
     cfg.add_argument(
         "--quota-tokens",
-        type=_limit,
+        type=limit_arg,
         default=s,
         help=f"prepaid token balance; then 429 insufficient_quota (default: {_DEFAULTS.quota_tokens})",
     )
     cfg.add_argument(
         "--schedule",
         dest="limit_schedule",
-        type=_schedule_entry,
+        type=schedule_arg,
         action="append",
         default=s,
         metavar="AT:RPM:TPM",
@@ -206,13 +208,13 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     )
     model.add_argument(
         "--max-output-tokens",
-        type=_positive_int,
+        type=positive_int_arg,
         default=s,
         help=f"largest max_tokens accepted (default: {_DEFAULTS.max_output_tokens})",
     )
     model.add_argument(
         "--context-window",
-        type=_positive_int,
+        type=positive_int_arg,
         default=s,
         help=f"prompt + max_tokens limit (default: {_DEFAULTS.context_window})",
     )
@@ -258,13 +260,13 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     )
     misc.add_argument(
         "--max-body-bytes",
-        type=_positive_int,
+        type=positive_int_arg,
         default=s,
         help=f"larger request bodies get 413 (default: {_DEFAULTS.max_body_bytes})",
     )
     misc.add_argument(
         "--max-events",
-        type=_limit,
+        type=limit_arg,
         default=s,
         help=f"event records kept in memory, 'none' = all (default: {_CLI_MAX_EVENTS})",
     )

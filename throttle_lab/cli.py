@@ -22,6 +22,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from mock_server.cli import limit_arg, positive_int_arg, schedule_arg
+
 from .experiments import DESIGNS, Workload, compare, simulate
 from .runtime import VirtualTimeError
 
@@ -37,29 +39,6 @@ _IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 # ---------------------------------------------------------------------------------------------- types
-def _limit(text: str) -> int | None:
-    """A positive whole number, or ``none`` for no limit."""
-    if text.strip().lower() in ("none", "unlimited", "inf"):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _number(*, positive: bool) -> Callable[[str], float]:
     def parse(text: str) -> float:
         try:
@@ -96,13 +75,6 @@ def _design_name(text: str) -> str:
     return text
 
 
-def _schedule_entry(text: str) -> tuple[float, int | None, int | None]:
-    parts = text.split(":")
-    if len(parts) != 3:
-        raise argparse.ArgumentTypeError(f"expected AT:RPM:TPM (e.g. 30:20:none), got {text!r}")
-    return (_number(positive=False)(parts[0]), _limit(parts[1]), _limit(parts[2]))
-
-
 # ---------------------------------------------------------------------------------------------- parser
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
     """The options ``simulate`` and ``compare`` share: client limits, workload, server, output."""
@@ -122,12 +94,12 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="seconds over which the client lets a minute's budget burst",
     )
     client.add_argument(
-        "--max-concurrent", metavar="N", type=_positive_int, help="requests in flight at once"
+        "--max-concurrent", metavar="N", type=positive_int_arg, help="requests in flight at once"
     )
 
     work = parser.add_argument_group("workload")
     work.add_argument(
-        "--requests", metavar="N", type=_positive_int, default=200, help="how many requests (default: 200)"
+        "--requests", metavar="N", type=positive_int_arg, default=200, help="how many requests (default: 200)"
     )
     work.add_argument(
         "--arrival",
@@ -143,7 +115,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="arrival rate for steady/poisson/bursts (default: 120)",
     )
     work.add_argument(
-        "--burst-size", metavar="N", type=_positive_int, default=20, help="requests per group for bursts"
+        "--burst-size", metavar="N", type=positive_int_arg, default=20, help="requests per group for bursts"
     )
     work.add_argument(
         "--prompt-tokens",
@@ -175,14 +147,14 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--server-rpm",
         metavar="N",
-        type=_limit,
+        type=limit_arg,
         default=s,
         help="requests per minute, or 'none' (default: 60, or the preset's)",
     )
     server.add_argument(
         "--server-tpm",
         metavar="N",
-        type=_limit,
+        type=limit_arg,
         default=s,
         help="tokens per minute, or 'none' (default: none)",
     )
@@ -194,7 +166,11 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="seconds the limits are enforced over (default: 60)",
     )
     server.add_argument(
-        "--server-max-concurrent", metavar="N", type=_limit, default=s, help="requests in flight before 429"
+        "--server-max-concurrent",
+        metavar="N",
+        type=limit_arg,
+        default=s,
+        help="requests in flight before 429",
     )
     server.add_argument(
         "--ttft",
@@ -213,7 +189,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     server.add_argument(
         "--schedule",
         dest="limit_schedule",
-        type=_schedule_entry,
+        type=schedule_arg,
         action="append",
         default=s,
         metavar="AT:RPM:TPM",
@@ -226,7 +202,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     out = parser.add_argument_group("output")
     out.add_argument("--out", type=Path, metavar="FILE", help="save the figure (.png, .svg or .pdf)")
     out.add_argument(
-        "--dpi", metavar="N", type=_positive_int, default=100, help="resolution of --out (default: 100)"
+        "--dpi", metavar="N", type=positive_int_arg, default=100, help="resolution of --out (default: 100)"
     )
 
 
