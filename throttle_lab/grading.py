@@ -31,7 +31,15 @@ from .events import Event, request_scope
 from .runtime import VirtualTimeDeadlock, VirtualTimeError, VirtualTimeLivelock, VirtualTimeLoop
 from .trace import Trace
 
-__all__ = ["CheckResult", "Report", "check_backoff", "check_limiter", "check_trace", "inverted_pairs"]
+__all__ = [
+    "CheckResult",
+    "Report",
+    "check_backoff",
+    "check_limiter",
+    "check_trace",
+    "check_twice",
+    "inverted_pairs",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,6 +322,52 @@ def check_limiter(
     )
 
     report.add(*_cancellation(make, limit, span, horizon))
+    return report
+
+
+def check_twice(
+    title: str,
+    grade: Callable[[tuple[float, float]], Report],
+    first: tuple[float, float],
+    second: tuple[float, float],
+    second_name: str,
+    *,
+    crash_hint: Callable[[BaseException], str],
+    not_attempted: Callable[[], Report],
+    second_hint: str | None = None,
+) -> Report:
+    """Grade a learner's class at one setting and, if everything passes, once more at another.
+
+    The second run catches numbers typed into the class instead of read from its arguments.  ``grade``
+    builds and grades the class for a setting; a stub (``NotImplementedError``) is "not attempted", and
+    any other exception from the learner's code becomes a failed line with ``crash_hint(exc)``.  A failure
+    at the second setting is hinted with ``second_hint``, or with the first failing check's own hint.
+    """
+    report = Report(title)
+    try:
+        main = grade(first)
+    except NotImplementedError:
+        return not_attempted()
+    except Exception as exc:  # the learner's code: report it, never crash the notebook
+        report.add("runs", False, f"{type(exc).__name__}: {exc}".splitlines()[0], crash_hint(exc))
+        return report
+    if not main.attempted:
+        return not_attempted()
+    report.results.extend(main.results)
+    if not main.passed:
+        return report  # fix these first; the second setting would only repeat them
+    try:
+        other = grade(second)
+    except Exception as exc:
+        report.add(second_name, False, f"{type(exc).__name__}: {exc}".splitlines()[0], crash_hint(exc))
+        return report
+    failed = [r for r in other.results if not r.passed]
+    report.add(
+        second_name,
+        not failed,
+        "all checks passed" if not failed else "failed: " + "; ".join(r.name for r in failed),
+        second_hint if second_hint is not None else (failed[0].hint if failed else ""),
+    )
     return report
 
 

@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ..grading import Report, check_limiter
+from ..grading import Report, check_limiter, check_twice
 from ..runtime import VirtualTimeLoop
 
 __all__ = ["CAPACITY", "OTHER_SETTING", "RATE", "call_off_the_loop", "check", "count_timers"]
@@ -144,33 +144,16 @@ def check(bucket_class: Callable[..., Any] | None) -> Report:
     """
     if bucket_class is None:
         return Report(_TITLE, attempted=False, note="define MyBucket, then run me again.")
-    report = Report(_TITLE)
-    try:
-        main = _grade(bucket_class, RATE, CAPACITY)
-    except NotImplementedError:
-        return _not_attempted()
-    except Exception as exc:  # the learner's code: report it, never crash the notebook
-        report.add("runs", False, f"{type(exc).__name__}: {exc}".splitlines()[0], _crash_hint(exc))
-        return report
-    if not main.attempted:
-        return _not_attempted()
-    report.results.extend(main.results)
-    if not main.passed:
-        return report  # fix these first; the second setting would only repeat them
-
     rate, capacity = OTHER_SETTING
-    name = f"also right at rate={rate:g}/s, capacity={capacity:g}"
-    try:
-        other = _grade(bucket_class, rate, capacity)
-    except Exception as exc:
-        report.add(name, False, f"{type(exc).__name__}: {exc}".splitlines()[0], _crash_hint(exc))
-        return report
-    failed = [r.name for r in other.results if not r.passed]
-    report.add(
-        name,
-        not failed,
-        "all checks passed" if not failed else "failed: " + "; ".join(failed),
-        "use self.rate and self.capacity everywhere, never numbers typed in by hand",
+    report = check_twice(
+        _TITLE,
+        lambda setting: _grade(bucket_class, *setting),
+        (RATE, CAPACITY),
+        OTHER_SETTING,
+        f"also right at rate={rate:g}/s, capacity={capacity:g}",
+        crash_hint=_crash_hint,
+        not_attempted=_not_attempted,
+        second_hint="use self.rate and self.capacity everywhere, never numbers typed in by hand",
     )
     if report.passed:
         report.note = (

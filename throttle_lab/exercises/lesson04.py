@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..grading import Report, check_limiter
+from ..grading import Report, check_limiter, check_twice
 
 __all__ = ["MAX_REQUESTS", "OTHER_SETTING", "WINDOW_SECONDS", "check"]
 
@@ -69,33 +69,15 @@ def check(window_class: Callable[..., Any] | None) -> Report:
     """
     if window_class is None:
         return Report(_TITLE, attempted=False, note="define MyWindow, then run me again.")
-    report = Report(_TITLE)
-    try:
-        main = _grade(window_class, MAX_REQUESTS, WINDOW_SECONDS)
-    except NotImplementedError:
-        return _not_attempted()
-    except Exception as exc:  # the learner's code: report it, never crash the notebook
-        report.add("runs", False, f"{type(exc).__name__}: {exc}".splitlines()[0], _crash_hint(exc))
-        return report
-    if not main.attempted:
-        return _not_attempted()
-    report.results.extend(main.results)
-    if not main.passed:
-        return report  # fix these first; the second setting would only repeat them
-
     limit, window = OTHER_SETTING
-    name = f"also right at {limit:g} per {window:g} s"
-    try:
-        other = _grade(window_class, limit, window)
-    except Exception as exc:
-        report.add(name, False, f"{type(exc).__name__}: {exc}".splitlines()[0], _crash_hint(exc))
-        return report
-    failed = [r for r in other.results if not r.passed]
-    report.add(
-        name,
-        not failed,
-        "all checks passed" if not failed else "failed: " + "; ".join(r.name for r in failed),
-        failed[0].hint if failed else "",
+    report = check_twice(
+        _TITLE,
+        lambda setting: _grade(window_class, *setting),
+        (MAX_REQUESTS, WINDOW_SECONDS),
+        OTHER_SETTING,
+        f"also right at {limit:g} per {window:g} s",
+        crash_hint=_crash_hint,
+        not_attempted=_not_attempted,
     )
     if report.passed:
         report.note = (
