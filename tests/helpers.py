@@ -20,6 +20,7 @@ class Request:
     hold: float = 0.0
     cancel_at: float | None = None  # cancel the task at this loop time (while waiting, say)
     cancel_on_grant: bool = False  # cancel the task the instant it is granted, before it runs
+    timeout: float | None = None  # give up (asyncio.timeout) this many seconds after arriving
 
 
 @dataclass
@@ -49,12 +50,13 @@ def drive(make_limiter: Callable[[], Any], requests: Sequence[Request]) -> Outco
             with request_scope(r.name):
                 try:
                     await asyncio.sleep(r.at)
-                    async with limiter.slot(r.weight):
+                    async with asyncio.timeout(r.timeout), limiter.slot(r.weight):
                         outcome.granted[r.name] = loop.time()
                         outcome.order.append(r.name)
                         await asyncio.sleep(r.hold)
-                except asyncio.CancelledError:
-                    outcome.cancelled.append(r.name)
+                except (asyncio.CancelledError, TimeoutError):
+                    if r.name not in outcome.granted:
+                        outcome.cancelled.append(r.name)
 
         with observe(watch):
             for r in requests:

@@ -20,6 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from numpy.typing import NDArray
 
+from mock_server import ServerConfig
 from throttle_lab import Event, TokenBucket, Trace, plots, record, request_scope, run
 from throttle_lab.experiments import Workload, compare, simulate
 
@@ -214,6 +215,18 @@ def test_rates_draws_the_servers_limit_schedule(brownout: Trace) -> None:
     values = set(ys(schedule).tolist())
     assert {120.0, 40.0} <= values
     assert "scheduled changes" in ax.get_title()
+
+
+def test_rates_show_what_a_client_side_throttle_refused_at_home() -> None:
+    # Without this line the SRE design's plot looked exactly like "unthrottled" (its refusals never reach
+    # the wire, so they are not in the "sent" line).
+    server = ServerConfig(rpm=30, window=10)
+    trace = simulate("sre", Workload(requests=150, arrival="steady", per_minute=200, seed=3), server)
+    refused = trace.filter(kind="rejected", source="client")
+    assert len(refused) > 0
+    ax = plots.rates(trace, window=10)
+    line = line_labelled(ax, f"refused at home ({len(refused)})")
+    assert np.max(ys(line)) > 0
 
 
 # ---------------------------------------------------------------------------------------------- in flight

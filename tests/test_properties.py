@@ -162,3 +162,39 @@ def test_throttler_keeps_tokens_and_concurrency(raw: list[tuple[float, int, floa
     assert bucket_bound_holds(grants, LIMIT, RATE)
     assert all(e.detail["in_flight"] <= 3 for e in grants)
     assert throttler.in_flight == 0
+
+
+timeouts_strategy = st.lists(
+    st.tuples(
+        st.floats(0, 4, allow_nan=False).map(lambda t: round(t, 3)),  # arrival
+        st.integers(1, int(LIMIT)),  # weight
+        st.floats(0, 2, allow_nan=False),  # hold
+        st.one_of(st.none(), st.floats(0.001, 3, allow_nan=False)),  # timeout, from arrival
+    ),
+    min_size=1,
+    max_size=30,
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(FACTORIES)), timeouts_strategy)
+def test_waiters_timing_out_mid_queue_leave_nothing_behind(
+    kind: str, raw: list[tuple[float, int, float, float | None]]
+) -> None:
+    requests = [
+        Request(f"r{i}", at=at, weight=w, hold=hold, timeout=timeout)
+        for i, (at, w, hold, timeout) in enumerate(raw)
+    ]
+    out = drive(FACTORIES[kind], requests)
+    assert set(out.granted) | set(out.cancelled) == {r.name for r in requests}
+    entered = list(dict.fromkeys(e.request for e in out.events if e.kind in ("queued", "granted")))
+    granted_order = [e.request for e in out.events if e.kind == "granted"]
+    assert granted_order == [r for r in entered if r in set(granted_order)]  # FIFO among the survivors
+    limiter = out.limiter
+    assert limiter.statistics().waiting == 0
+    assert not limiter._waiters  # no abandoned entry left in the queue
+    grants = effective_grants(out.events)
+    if kind in ("token_bucket", "gcra", "throttler"):
+        assert bucket_bound_holds(grants, LIMIT, RATE)
+    elif kind == "sliding_log":
+        assert Trace(grants).max_in_window("granted", WINDOW, weighted=True) <= LIMIT

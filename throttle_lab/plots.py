@@ -490,7 +490,8 @@ def rates(
     """Requests per minute over a rolling ``window`` (and tokens per minute) against the limit lines.
 
     Blue: every attempt the client sent (retries included -- the server counts them).  Green dashed:
-    what the server accepted, where the trace has its events.  Black dashed: the request limit, from
+    what the server accepted, where the trace has its events.  Purple dotted: requests a client-side
+    throttle refused at home (they never reached the server).  Black dashed: the request limit, from
     ``rpm`` or the trace's ``meta`` (a step line when the server's limits change on a schedule).  Red
     crosses along the bottom: 429 answers.
 
@@ -533,6 +534,23 @@ def rates(
             xs, ys * scale, where="post", color=_ACCEPTED, lw=1.6, ls="--", label="accepted by server"
         )
         handles.append(line)
+    # Requests a client-side throttle refused at home never reach the wire: without their own line, a
+    # throttle that sheds load would look exactly like no throttle at all.
+    refused = [e.t for e in trace if e.kind == "rejected" and e.detail.get("reason") == "client_throttle"]
+    if refused:
+        r_times = np.array(refused, dtype=float)
+        xs, ys = _rolling(r_times, np.ones_like(r_times), window, t0, t1)
+        (line,) = ax.step(
+            xs,
+            ys * scale,
+            where="post",
+            color=_REJECTED,
+            lw=1.4,
+            ls=":",
+            label=f"refused at home ({len(refused)})",
+        )
+        handles.append(line)
+        peak = max(peak, float(ys.max() * scale))
 
     rpm = rpm if rpm is not None else _meta_limit(trace, "rpm")
     steps = _schedule_steps(trace, "rpm", t1)

@@ -15,7 +15,11 @@ limits (a big TPM request at the head is not overtaken by small ones).
 
 Tokens are an estimate (prompt + ``max_tokens``) until the response says what was really charged;
 :meth:`Permit.reconcile` corrects the books.  A 429 anywhere should slow *everyone* down: :meth:`pause`
-makes the whole throttler wait out the server's hint once, instead of every task retrying on its own.
+makes the whole throttler wait out the server's hint once, instead of every task retrying on its own --
+and, since a 429 means the server's budget is spent, it empties the throttler's own buckets too.  A pause
+that only delayed grants would let the buckets refill underneath it and end in a burst (35 requests at
+once after ``pause(5)`` at 60 RPM), and a new round of 429s; a drained throttler resumes at the limit's
+own pace.
 
 >>> import asyncio
 >>> from throttle_lab import Throttler, run
@@ -38,7 +42,10 @@ With ``window=2.0`` the RPM bucket holds 2 (60 per minute enforced over 2 s, as 
 
 from __future__ import annotations
 
+import itertools
 import math
+import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -85,15 +92,23 @@ class Permit:
         Over-estimates give tokens back to the budget; under-estimates are charged as debt.  Reconcile
         with what the *server* counted: a provider that charges prompt + ``max_tokens`` at admission
         does not refund unused completion tokens, so neither should you.
+
+        A charge larger than the whole token budget is capped at the budget: no server admits more than
+        that in one request, and a bogus ``usage`` (say ``2**31``) must not put the next request years
+        away.
         """
         if not (
-            isinstance(actual_tokens, int | float) and math.isfinite(actual_tokens) and actual_tokens >= 0
+            isinstance(actual_tokens, int | float)
+            and not isinstance(actual_tokens, bool)
+            and math.isfinite(actual_tokens)
+            and actual_tokens >= 0
         ):
             raise ValueError(f"actual_tokens must be a non-negative number, got {actual_tokens!r}")
-        delta = actual_tokens - self.tokens
+        charged = min(float(actual_tokens), self._throttler.max_weight)
+        delta = charged - self.tokens
         if delta:
             self._throttler._adjust_tokens(self, delta)
-            self.tokens = actual_tokens
+            self.tokens = charged
 
     def __repr__(self) -> str:
         state = "released" if self._released else "held"
@@ -159,11 +174,26 @@ class Throttler(Limiter):
         )
         self.requests = requests if requests is not None else self._bucket("rpm", rpm, f"{name}.requests")
         self.tokens = tokens if tokens is not None else self._bucket("tpm", tpm, f"{name}.tokens")
+        if self.requests is not None and self.requests is self.tokens:
+            raise ValueError("requests= and tokens= must be two different limiters")
         for meter in (self.requests, self.tokens):
-            if meter is not None and meter.holds:
+            if meter is None:
+                continue
+            if meter.holds:
                 raise ValueError(
                     f"{meter.name} holds capacity until released; pass it as max_concurrent instead"
                 )
+            owner = meter._owner() if meter._owner is not None else None
+            if owner is not None:
+                # Each throttler restarts its meters when it binds to a loop and books them as if alone:
+                # shared, the second would wipe the first's bookings and twice the limit would get through.
+                raise ValueError(
+                    f"{meter.name} already meters {getattr(owner, 'name', owner)!r}; give each throttler "
+                    "its own meter (to share one budget, share the Throttler itself)"
+                )
+        for meter in (self.requests, self.tokens):
+            if meter is not None:
+                meter._owner = weakref.ref(self)  # weak: a meter outlives a throttler that is gone
         # (meter, charged by tokens?) for each limit this throttler has, built once: acquire walks it.
         self._meters: tuple[tuple[Limiter, bool], ...] = tuple(
             (meter, by_tokens)
@@ -224,25 +254,65 @@ class Throttler(Limiter):
         """Same as ``permit.release()``."""
         permit.release()
 
-    def pause(self, seconds: float) -> None:
-        """Hold every request for ``seconds`` from now (a shared cool-down after a 429).
+    def pause(self, seconds: float, *, drain: bool = True) -> None:
+        """A shared cool-down after a 429: hold every request for ``seconds`` from now.
 
-        Pauses only ever extend: a shorter pause than the one in force changes nothing.
+        A 429 says the server's budget is spent, so by default the throttler's own meters are drained as
+        well (buckets emptied, windows filled as if used at the limit's own pace): when the pause ends,
+        requests go at the limit's pace instead of in one burst of everything the buckets earned during
+        the pause.  ``drain=False`` only holds the requests (a pause for some other reason).
+
+        Pauses only ever extend: a shorter pause than the one in force holds nothing longer (it still
+        drains: the server has just said its budget is spent).
+
+        >>> import asyncio
+        >>> from throttle_lab import Throttler, run
+        >>> async def main() -> list[float]:
+        ...     throttler = Throttler(rpm=60)           # a full minute's budget: 60 at once
+        ...     loop = asyncio.get_running_loop()
+        ...     for _ in range(30):
+        ...         await throttler.acquire()           # 30 left in our books...
+        ...     throttler.pause(2)                      # ...but the server said 429, retry after 2 s
+        ...     times = []
+        ...     for _ in range(4):
+        ...         await throttler.acquire()
+        ...         times.append(loop.time())
+        ...     return times
+        >>> run(main())                                 # 2 earned during the pause, then one a second
+        [2.0, 2.0, 3.0, 4.0]
         """
-        if not (isinstance(seconds, int | float) and math.isfinite(seconds) and seconds >= 0):
+        if not (
+            isinstance(seconds, int | float)
+            and not isinstance(seconds, bool)
+            and math.isfinite(seconds)
+            and seconds >= 0
+        ):
             raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
         loop = self._bind()
-        self.pause_until(loop.time() + seconds)
+        self.pause_until(loop.time() + seconds, drain=drain)
 
-    def pause_until(self, when: float) -> None:
-        """Hold every request until loop time ``when`` (no effect if an equal or later pause is in force)."""
+    def pause_until(self, when: float, *, drain: bool = True) -> None:
+        """Hold every request until loop time ``when`` (see :meth:`pause`; a pause in force that ends
+        later is kept)."""
+        if isinstance(when, bool) or not isinstance(when, int | float) or math.isnan(when):
+            raise ValueError(f"when must be a loop time, got {when!r}")
         loop = self._bind()
-        if when <= self._paused_until:
-            return
-        self._paused_until = when
         now = loop.time()
-        if _OBSERVERS.get():
-            emit(now, Kind.PAUSED, self.name, None, 0, {"until": when, "seconds": when - now})
+        if drain:
+            for meter, _ in self._meters:
+                meter._drain(now)
+        extends = when > self._paused_until
+        if extends:
+            self._paused_until = when
+        if extends and _OBSERVERS.get():
+            emit(
+                now,
+                Kind.PAUSED,
+                self.name,
+                None,
+                0,
+                {"until": self._paused_until, "seconds": self._paused_until - now, "drained": drain},
+            )
         self._wake()
 
     @property
@@ -260,6 +330,9 @@ class Throttler(Limiter):
         Only the refill rate changes; the bucket sizes stay.  Works when the meters support ``set_rate``
         (the default buckets and :class:`~throttle_lab.GCRA` do).
         """
+        # Check everything first, change nothing until all of it is valid: a half-applied change (rpm
+        # changed, then an error for tpm) would leave limits nobody asked for.
+        changes: list[tuple[Callable[[float], None], float]] = []
         for label, meter, limit in (("rpm", self.requests, rpm), ("tpm", self.tokens, tpm)):
             if limit is None:
                 continue
@@ -267,7 +340,9 @@ class Throttler(Limiter):
             setter: Callable[[float], None] | None = getattr(meter, "set_rate", None)
             if setter is None:
                 raise ValueError(f"{label}: this throttler has no adjustable {label} meter")
-            setter(limit / 60.0)
+            changes.append((setter, limit / 60.0))
+        for setter, rate in changes:
+            setter(rate)
         self._wake()
 
     @property
@@ -307,6 +382,34 @@ class Throttler(Limiter):
         tokens = self.tokens._take(weight, now) if self.tokens is not None and weight > 0 else None
         self._tokens_granted += weight
         return (None, requests, tokens)
+
+    def _take_pending(self, weight: float, now: float) -> tuple[Any, Any, Any]:
+        if self.concurrency is not None:
+            self.concurrency._take(1, now)
+        requests = self.requests._take_pending(1, now) if self.requests is not None else None
+        tokens = self.tokens._take_pending(weight, now) if self.tokens is not None and weight > 0 else None
+        self._tokens_granted += weight
+        return (None, requests, tokens)
+
+    def _settle(self, weight: float, receipt: Any, now: float) -> None:
+        _, requests, tokens = receipt
+        if self.requests is not None:
+            self.requests._settle(1, requests, now)
+        if self.tokens is not None and weight > 0:
+            self.tokens._settle(weight, tokens, now)
+
+    def _at_rest(self, now: float) -> bool:
+        return (
+            not self._n_waiting
+            and self._paused_until <= now
+            and all(meter._at_rest(now) for meter, _ in self._meters)
+        )
+
+    def at_rest(self) -> bool:
+        """True when nothing is waiting, in flight, paused or booked: a fresh throttler would behave the
+        same, so forgetting this one breaks no promise (:class:`KeyedThrottler` relies on it)."""
+        now = self._now_for_repr()
+        return True if now is None else self._at_rest(now)
 
     def _refund(self, weight: float, receipt: Any, now: float) -> None:
         _, requests, tokens = receipt
@@ -397,22 +500,62 @@ class KeyedThrottler:
         True
         >>> throttlers["openai:key-a"] is throttlers["anthropic:key-b"]
         False
+        >>> throttlers
+        <KeyedThrottler 2 keys: 'openai:key-a', 'anthropic:key-b'>
+
+    Args:
+        factory: makes the throttler for a key.
+        max_keys: how many throttlers to keep (default 10,000; ``None``: no bound).  A throttler costs a few
+            KB, so a service that sees a new key per user would otherwise grow without end.  Past the bound
+            the least recently used throttlers that are :meth:`~Throttler.at_rest` are forgotten -- only
+            those: one with requests waiting, in flight, paused or with a spent budget is kept (a fresh one
+            in its place would let a burst through), so the count may exceed ``max_keys`` while that many
+            keys are busy at once.
     """
 
-    def __init__(self, factory: Callable[[str], Throttler]) -> None:
+    _SWEEP = 8  # least recently used throttlers looked at per insertion past the bound: O(1) amortised
+
+    def __init__(self, factory: Callable[[str], Throttler], *, max_keys: int | None = 10_000) -> None:
         if not callable(factory):
             raise ValueError("factory must be a callable taking a key and returning a Throttler")
+        if max_keys is not None:
+            check_positive("max_keys", max_keys, integer=True)
         self._factory = factory
-        self._throttlers: dict[str, Throttler] = {}
+        self.max_keys = max_keys
+        self._throttlers: OrderedDict[str, Throttler] = OrderedDict()
 
     def __getitem__(self, key: str) -> Throttler:
-        throttler = self._throttlers.get(key)
-        if throttler is None:
-            throttler = self._factory(key)
-            if not isinstance(throttler, Throttler):
-                raise ValueError(f"factory returned {type(throttler).__name__}, not a Throttler")
-            self._throttlers[key] = throttler
+        throttlers = self._throttlers
+        throttler = throttlers.get(key)
+        if throttler is not None:
+            throttlers.move_to_end(key)  # most recently used last
+            return throttler
+        throttler = self._factory(key)
+        if not isinstance(throttler, Throttler):
+            raise ValueError(f"factory returned {type(throttler).__name__}, not a Throttler")
+        throttlers[key] = throttler
+        if self.max_keys is not None and len(throttlers) > self.max_keys:
+            self._evict_some()
         return throttler
+
+    def _evict_some(self) -> None:
+        throttlers = self._throttlers
+        assert self.max_keys is not None
+        for _ in range(min(self._SWEEP, len(throttlers) - 1)):
+            if len(throttlers) <= self.max_keys:
+                return
+            key, oldest = next(iter(throttlers.items()))
+            if oldest.at_rest():
+                del throttlers[key]
+            else:
+                throttlers.move_to_end(key)  # busy: keep it, look at it again later
+
+    def prune(self) -> int:
+        """Forget every throttler that is at rest (see :meth:`Throttler.at_rest`); return how many."""
+        idle = [key for key, throttler in self._throttlers.items() if throttler.at_rest()]
+        for key in idle:
+            del self._throttlers[key]
+        return len(idle)
 
     async def acquire(self, key: str, tokens: float = 0) -> Permit:
         """``await keyed.acquire(key, tokens)``: the key's throttler's :meth:`Throttler.acquire`."""
@@ -431,4 +574,8 @@ class KeyedThrottler:
         return {key: throttler.statistics() for key, throttler in self._throttlers.items()}
 
     def __repr__(self) -> str:
-        return f"<KeyedThrottler keys={list(self._throttlers)}>"
+        shown = ", ".join(repr(key) for key in itertools.islice(self._throttlers, 5))
+        more = len(self._throttlers) - 5
+        count = len(self._throttlers)
+        listing = f": {shown}" + (f" and {more:,} more" if more > 0 else "") if count else ""
+        return f"<KeyedThrottler {count:,} key{'s' if count != 1 else ''}{listing}>"

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from throttle_lab import GCRA, TokenBucket, run
 
 from ..helpers import Request, drive
@@ -55,6 +57,32 @@ def test_set_rate_changes_spacing() -> None:
             times.append(loop.time())
         return times
 
-    # Booked at the old rate: 0 -> TAT 1, 1 -> TAT 2.  The third is due at the TAT already booked (2.0);
-    # from there on, 0.25 s apart.
-    assert run(main()) == [0.0, 1.0, 2.0, 2.25]
+    # At t=1 the TAT is 2: one unit of backlog.  At 4/s one unit is 0.25 s, so the third is due at 1.25 (not
+    # at 2.0, the old rate's spacing of that unit); from there on, 0.25 s apart.
+    assert run(main()) == [0.0, 1.0, 1.25, 1.5]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # After a burst of 10 at 10/s the limiter is empty; at 1/s it refills one unit a second.  (Keeping
+        # the TAT in seconds would have let 9 more through at once.)
+        (10.0, 1.0, [1.0, 2.0, 3.0]),
+        # After a burst of 10 at 1/s, empty too; at 10/s the next unit is due 0.1 s later, not 9 s later.
+        (1.0, 10.0, [0.1, 0.2, 0.3]),
+    ],
+)
+def test_set_rate_keeps_the_backlog_in_units(old: float, new: float, expected: list[float]) -> None:
+    async def main() -> list[float]:
+        limiter = GCRA(rate=old, burst=10)
+        loop = asyncio.get_running_loop()
+        for _ in range(10):
+            await limiter.acquire()
+        limiter.set_rate(new)
+        times = []
+        for _ in range(3):
+            await limiter.acquire()
+            times.append(round(loop.time(), 9))
+        return times
+
+    assert run(main()) == expected

@@ -8,8 +8,9 @@ whose rate an :class:`~throttle_lab.AIMD` controller steers (:func:`aimd_design`
 
     lesson07.check({"increase": ..., "decrease": ..., "cooldown": ...})
 
-Pass: every request completes, at most :data:`MAX_429S` 429s, and a throughput of at least
-:data:`MIN_THROUGHPUT` of the rate the requests arrive at.
+Pass: every request completes, at most :data:`MAX_429S` 429s, a throughput of at least
+:data:`MIN_THROUGHPUT` of the rate the requests arrive at, and the rate back to 90 % of the ceiling within
+:data:`MAX_RECOVERY` seconds of the limit's return.
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ from typing import Any
 from mock_server import ServerConfig
 
 from ..adaptive import AIMD
-from ..experiments import Design, DesignParts, Workload, simulate
+from ..experiments import Design, DesignParts, Workload, seeded_retry, simulate
 from ..grading import Report
-from ..retry import RetryPolicy
 from ..throttler import Throttler
 from ..trace import Trace
 
 __all__ = [
     "CEILING_RPM",
     "MAX_429S",
+    "MAX_RECOVERY",
     "MIN_THROUGHPUT",
     "PARAMETERS",
     "WORKLOAD",
@@ -48,6 +49,8 @@ MAX_429S = 5
 """The most 429s the brownout may cost."""
 MIN_THROUGHPUT = 0.85
 """Completions per minute, as a share of the 100 per minute that arrive."""
+MAX_RECOVERY = 16.0
+"""Seconds after the limit returns by which the rate must be back to 90 % of the ceiling."""
 PARAMETERS = ("increase", "decrease", "cooldown")
 """The keys ``check`` expects."""
 
@@ -91,7 +94,7 @@ def aimd_design(
         aimd.on_change = lambda rate: throttler.set_limits(rpm=rate * 60.0)
         if built is not None:
             built.append(aimd)
-        return DesignParts(limiter=throttler, retry=RetryPolicy(), aimd=aimd)
+        return DesignParts(limiter=throttler, retry=seeded_retry(), aimd=aimd)
 
     return Design(
         name, build, f"AIMD: +{increase:g}/s per success, x{decrease:g} per 429, cool-down {cooldown:g} s"
@@ -207,6 +210,12 @@ def check(params: Mapping[str, float] | Callable[[], Mapping[str, float]] | None
     back = _limit_returns(brownout())
     if back is not None:
         recovered = recovery_time(aimd, back)
+        report.add(
+            f"back to 90 % of {CEILING_RPM:g}/min within {MAX_RECOVERY:g} s of the limit's return",
+            recovered is not None and recovered <= MAX_RECOVERY,
+            "never" if recovered is None else f"{recovered:.1f} s",
+            "the rate climbs back too slowly after the brownout: a larger increase",
+        )
         if recovered is None:
             report.note = (
                 f"After the limit came back at {back:g} s, your rate never got back to 90 % of 120/min."

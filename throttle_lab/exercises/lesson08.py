@@ -22,6 +22,7 @@ import httpx
 from mock_server import ServerConfig, create_app
 
 from ..events import record
+from ..experiments import seeded_retry
 from ..grading import Report
 from ..retry import RetryPolicy
 from ..runtime import run
@@ -89,7 +90,7 @@ def run_keys(
             transport = ThrottledTransport(
                 httpx.ASGITransport(app=apps[provider_of(key)]),
                 limiter=keyed[key],
-                retry=retry if retry is not None else RetryPolicy(),
+                retry=retry if retry is not None else seeded_retry(),
                 name=key,
             )
             clients[key] = httpx.AsyncClient(

@@ -25,9 +25,8 @@ from typing import Any, TypeVar
 from mock_server import ServerConfig
 
 from ..events import Event
-from ..experiments import Comparison, Design, DesignParts, Workload, compare
+from ..experiments import Comparison, Design, DesignParts, Workload, compare, seeded_retry
 from ..grading import CheckResult, Report, check_limiter, check_trace
-from ..retry import RetryPolicy
 from ..runtime import VirtualTimeError, run
 from ..trace import Trace
 
@@ -136,7 +135,7 @@ def design_for(
     kwargs = promise_of(promise)
     return Design(
         name,
-        lambda: DesignParts(limiter=Gate(make(**kwargs)), retry=RetryPolicy()),
+        lambda: DesignParts(limiter=Gate(make(**kwargs)), retry=seeded_retry()),
         f"{getattr(make, '__name__', 'limiter')}({', '.join(f'{k}={v:g}' for k, v in kwargs.items())})",
     )
 

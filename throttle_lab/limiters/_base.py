@@ -20,12 +20,27 @@ Why a queue and one timer instead of ``while True: sleep(a little)``?
   this one wakes exactly the task it grants to.
 * **Exact timing.** The timer fires at the instant the head can go, computed with the same expression
   that the readiness check uses, so a grant happens at that instant and not one rounding error later.
+
+A grant counts from when its caller *runs*, not from when the timer granted it.  On a real loop the two
+differ: the timer hands capacity to 100 waiters in one go, and they resume one after another -- later still
+if one of them spends a few milliseconds of CPU.  A window stamped at grant time would then let ~150 callers
+*start* within one second of a 100-per-second window.  So a grant to a waiter is booked *pending*
+(``_take_pending``: it occupies capacity, but its clock has not started) and *settled* (``_settle``) in the
+caller's own task, the moment ``acquire`` returns to it::
+
+    timer: grant ─ pending (counts, never expires, never refills) ─ caller resumes: settle (clock starts)
+
+Settling can only make a booking later, never earlier, so every promise a limiter makes ("never more than
+N in any window", "at most capacity + rate x T in any span T") holds at the callers.  The cost is tiny
+(a grant whose caller is slow to resume delays the next grant by as much); on virtual time both moments are
+the same instant and nothing changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import weakref
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Hashable
@@ -113,6 +128,9 @@ class Limiter(ABC):
         self.name = name if name is not None else type(self).__name__
         self._waiters: deque[_Waiter] = deque()
         self._n_waiting = 0
+        self._n_abandoned = 0  # cancelled waiters still in the deque (removed lazily, compacted in bulk)
+        #: The throttler this limiter meters for, if any (a meter serves one throttler: see Throttler).
+        self._owner: weakref.ref[Any] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when = INF
@@ -144,6 +162,29 @@ class Limiter(ABC):
     @abstractmethod
     def _refund(self, weight: float, receipt: Any, now: float) -> None:
         """Give back what ``_take`` took (a granted waiter was cancelled before it could run)."""
+
+    def _take_pending(self, weight: float, now: float) -> Any:
+        """Take ``weight`` for a queued waiter whose caller has not resumed yet; return a receipt.
+
+        The booking must occupy its capacity from now on but must not start to *age* (expire, refill)
+        before :meth:`_settle` says the caller runs.  Limiters whose promise does not depend on when a grant
+        was made (concurrency) keep the default: an ordinary take.
+        """
+        return self._take(weight, now)
+
+    def _settle(self, weight: float, receipt: Any, now: float) -> None:
+        """The caller of a pending grant runs now: start the booking's clock from ``now``."""
+        return None  # an ordinary take has no clock to start
+
+    def _drain(self, now: float) -> None:
+        """The server says the budget is spent: behave as if the whole limit had just been used at its own
+        pace (a bucket empties, a window fills).  Called by :meth:`Throttler.pause` on a 429."""
+        return None  # nothing spent by time (concurrency): nothing to drain
+
+    def _at_rest(self, now: float) -> bool:
+        """True when this limiter would behave exactly like a fresh one (nothing booked, held or waiting):
+        only then may an owner forget it without breaking a promise."""
+        return False
 
     def _adjust(self, receipt: Any, delta: float, now: float) -> None:
         """Correct a past grant by ``delta`` units (negative: give some back; positive: charge more, even
@@ -272,6 +313,7 @@ class Limiter(ABC):
                 self._timer = None
             self._timer_when = INF
             self._waiters.clear()
+            self._n_abandoned = 0
             self._loop = loop
             self._restart()
         return loop
@@ -286,10 +328,15 @@ class Limiter(ABC):
         if self._n_waiting == 1:
             self._wake()  # we are the head: arm the timer for us
         try:
-            return await waiter.future
+            receipt = await waiter.future
         except asyncio.CancelledError:
             self._abandon(waiter)
             raise
+        # We run in the caller's task now: this, not the timer's grant, is when the caller proceeds.
+        self._settle(weight, receipt, loop.time())
+        if self._n_waiting and self._timer_when == INF:
+            self._wake()  # the head may have been waiting for this booking's clock to start
+        return receipt
 
     def _abandon(self, waiter: _Waiter) -> None:
         """A waiter's task was cancelled: leave the queue, or give back what was granted a moment ago."""
@@ -298,12 +345,20 @@ class Limiter(ABC):
         granted = future.done() and not future.cancelled()
         self._cancelled += 1
         if granted:
-            self._refund(waiter.weight, future.result(), now)
+            receipt = future.result()
+            self._settle(waiter.weight, receipt, now)
+            self._refund(waiter.weight, receipt, now)
         else:
-            # Lazy removal: the entry stays in the deque and is skipped when it reaches the head.
+            # Lazy removal: the entry stays in the deque and is skipped when it reaches the head.  Behind a
+            # live head it could stay for ever (100,000 timed-out waiters ~ 23 MB), so once abandoned
+            # entries are the majority, sweep them out in one pass: amortised O(1) per cancellation.
             future.cancel()
             self._n_waiting -= 1
             self._queued += 1
+            self._n_abandoned += 1
+            if self._n_abandoned > 32 and self._n_abandoned > self._n_waiting:
+                self._waiters = deque(w for w in self._waiters if not w.future.done())
+                self._n_abandoned = 0
         if _OBSERVERS.get():
             emit(now, Kind.CANCELLED, self.name, waiter.request, waiter.weight, {"after_grant": granted})
         # Either capacity came back, or the head may have left: whoever is next may be able to go now.
@@ -320,6 +375,7 @@ class Limiter(ABC):
             head = waiters[0]
             if head.future.done():  # cancelled while waiting
                 waiters.popleft()
+                self._n_abandoned -= 1
                 continue
             ready = self._ready_at(head.weight, now)
             if ready > now:
@@ -327,7 +383,7 @@ class Limiter(ABC):
                 return
             waiters.popleft()
             self._n_waiting -= 1
-            receipt = self._take(head.weight, now)
+            receipt = self._take_pending(head.weight, now)
             head.future.set_result(receipt)
             waited = now - head.enqueued
             self._granted += 1

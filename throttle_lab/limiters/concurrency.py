@@ -96,6 +96,9 @@ class ConcurrencyLimiter(Limiter):
     def _level(self, now: float) -> float:
         return self._in_use
 
+    def _at_rest(self, now: float) -> bool:
+        return not self._n_waiting and not self._in_use
+
     def _restart(self) -> None:
         # Slots held on a loop that is gone can never be released.
         self._in_use = 0

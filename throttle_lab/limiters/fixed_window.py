@@ -63,6 +63,7 @@ class FixedWindow(Limiter):
         self.window_seconds = check_positive("window_seconds", window_seconds)
         self._window_end = -math.inf  # when the current window closes
         self._count = 0.0  # weight granted in the current window
+        self._pending = 0.0  # granted to waiters that have not resumed yet
 
     @property
     def max_weight(self) -> float:
@@ -76,7 +77,8 @@ class FixedWindow(Limiter):
             if end <= now:  # floor() of a value a hair under a boundary
                 end += self.window_seconds
             self._window_end = end
-            self._count = 0.0
+            # Grants whose callers have not started yet may start in this window: they count here too.
+            self._count = self._pending
 
     def _ready_at(self, weight: float, now: float) -> float:
         self._roll(now)
@@ -89,9 +91,26 @@ class FixedWindow(Limiter):
         self._count += weight
         return self._window_end  # the receipt: which window was charged
 
+    def _take_pending(self, weight: float, now: float) -> float:
+        receipt = self._take(weight, now)
+        self._pending += weight
+        return receipt
+
+    def _settle(self, weight: float, receipt: Any, now: float) -> None:
+        self._roll(now)  # a window that ended meanwhile carried this grant into the next one
+        self._pending = max(0.0, self._pending - weight)
+
     def _refund(self, weight: float, receipt: Any, now: float) -> None:
         if receipt == self._window_end:  # a past window's count is gone already
             self._count = max(0.0, self._count - weight)
+
+    def _drain(self, now: float) -> None:
+        self._roll(now)
+        self._count = max(self._count, self.max_requests)
+
+    def _at_rest(self, now: float) -> bool:
+        self._roll(now)
+        return not self._n_waiting and not self._pending and not self._count
 
     def _level(self, now: float) -> float:
         self._roll(now)
@@ -100,6 +119,7 @@ class FixedWindow(Limiter):
     def _restart(self) -> None:
         self._window_end = -math.inf
         self._count = 0.0
+        self._pending = 0.0
 
     def statistics(self) -> FixedWindowStatistics:
         now = self._now_for_repr()

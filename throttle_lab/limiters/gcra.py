@@ -14,6 +14,13 @@ A request may go early by at most ``burst`` intervals::
 Because the next due time is computed from the *ideal timeline* (the TAT) and not from "now + interval",
 timer jitter never compounds: a grant that fires 3 ms late does not push every later grant 3 ms back.
 
+Two refinements keep the promise honest outside a perfect world.  A grant to a waiter whose caller has not
+resumed yet is *pending*: the TAT may not fall behind ``now`` by its share, so its unused credit does not
+pile up before the caller runs (the bound ``burst + rate * T`` holds at the callers).  And a rate change
+rescales the backlog: the TAT stores *seconds* of backlog, ``(TAT - now) * rate`` of them are *units*, and
+it is the units that must survive the change -- otherwise cutting 10/s to 1/s right after a burst of 10 at
+10/s would let 9 more through at once, and raising 1/s to 10/s would stall the next grant for 9 s.
+
 It admits exactly what :class:`~throttle_lab.TokenBucket` with the same rate and ``capacity=burst``
 admits -- the two are the same rule in different clothes -- but needs no refill arithmetic, which is why
 Redis-based limiters and many API gateways use it.
@@ -75,6 +82,7 @@ class GCRA(Limiter):
         self.rate = resolve_rate(rate, per_minute)
         self.burst = check_positive("burst", burst)
         self._tat = -math.inf  # theoretical arrival time; -inf: nothing sent yet, a full burst is free
+        self._pending = 0.0  # units granted to waiters that have not resumed yet
 
     @property
     def emission_interval(self) -> float:
@@ -86,29 +94,60 @@ class GCRA(Limiter):
         return self.burst
 
     def set_rate(self, rate: float) -> None:
-        """Change the rate from now on.  The backlog already booked keeps its old spacing."""
-        self.rate = check_positive("rate", rate)
+        """Change the rate from now on, keeping the backlog in *units*: a limiter that was empty stays empty
+        and refills at the new rate, one that had room keeps that room."""
+        rate = check_positive("rate", rate)
+        loop = self._loop
+        if loop is not None and self._tat != -math.inf:
+            now = loop.time()
+            tat = self._effective_tat(now)
+            if tat > now:
+                self._tat = now + (tat - now) * self.rate / rate
+        self.rate = rate
         self._wake()
 
     # -- the algorithm: one timestamp ---------------------------------------------------------------
+    # A pending grant keeps the TAT at least `pending / rate` ahead of now: read the TAT through
+    # `_effective_tat` (a plain max while nothing is pending).
+    def _effective_tat(self, now: float) -> float:
+        return max(self._tat, now + self._pending / self.rate) if self._pending else self._tat
+
     def _ready_at(self, weight: float, now: float) -> float:
         # The earliest moment this request fits within the burst tolerance.
+        if self._pending + weight > self.burst:
+            return math.inf  # pending grants fill the tolerance: settling one wakes the queue
         return self._tat + (weight - self.burst) / self.rate
 
     def _take(self, weight: float, now: float) -> None:
-        self._tat = max(self._tat, now) + weight / self.rate
+        self._tat = max(self._effective_tat(now), now) + weight / self.rate
+
+    def _take_pending(self, weight: float, now: float) -> None:
+        self._take(weight, now)
+        self._pending += weight
+
+    def _settle(self, weight: float, receipt: Any, now: float) -> None:
+        self._tat = self._effective_tat(now)  # the credit the pending grant held back is gone for good
+        self._pending = max(0.0, self._pending - weight)
 
     def _refund(self, weight: float, receipt: Any, now: float) -> None:
         # Un-book the units.  If the TAT falls into the past, max(TAT, now) at the next take means no
         # extra burst appears from nowhere.
         self._tat -= weight / self.rate
 
+    def _drain(self, now: float) -> None:
+        # Empty: the whole burst tolerance is used as of now.
+        self._tat = max(self._effective_tat(now), now + self.burst / self.rate)
+
+    def _at_rest(self, now: float) -> bool:
+        return not self._n_waiting and not self._pending and self._tat <= now
+
     def _level(self, now: float) -> float:
         # Expressed as a token bucket would say it: units that could go right now.
-        return max(0.0, min(self.burst, self.burst - (self._tat - now) * self.rate))
+        return max(0.0, min(self.burst, self.burst - (self._effective_tat(now) - now) * self.rate))
 
     def _restart(self) -> None:
         self._tat = -math.inf
+        self._pending = 0.0
 
     def statistics(self) -> GCRAStatistics:
         return GCRAStatistics(

@@ -61,6 +61,7 @@ class SlidingWindowCounter(Limiter):
         self._start = -math.inf  # when the current fixed window began
         self._current = 0.0
         self._previous = 0.0
+        self._pending = 0.0  # granted to waiters that have not resumed yet
 
     @property
     def max_weight(self) -> float:
@@ -73,7 +74,8 @@ class SlidingWindowCounter(Limiter):
         if end <= now:
             # Moving on by exactly one window keeps the current count as "previous"; by more, both are 0.
             self._previous = self._current if end + w > now else 0.0
-            self._current = 0.0
+            # Grants whose callers have not started yet may start in this window: they count here too.
+            self._current = self._pending
             start = math.floor(now / w) * w
             if start + w <= now:  # floor() of a value a hair under a boundary
                 start += w
@@ -96,9 +98,27 @@ class SlidingWindowCounter(Limiter):
         self._current += weight
         return self._start
 
+    def _take_pending(self, weight: float, now: float) -> float:
+        receipt = self._take(weight, now)
+        self._pending += weight
+        return receipt
+
+    def _settle(self, weight: float, receipt: Any, now: float) -> None:
+        self._roll(now)  # a window that ended meanwhile carried this grant into the next one
+        self._pending = max(0.0, self._pending - weight)
+
     def _refund(self, weight: float, receipt: Any, now: float) -> None:
         if receipt == self._start:
             self._current = max(0.0, self._current - weight)
+
+    def _drain(self, now: float) -> None:
+        # Full from now; as a previous window it then thins out evenly: room returns at the limit's pace.
+        self._roll(now)
+        self._current = max(self._current, self.max_requests)
+
+    def _at_rest(self, now: float) -> bool:
+        self._roll(now)
+        return not self._n_waiting and not self._pending and not self._current and not self._previous
 
     def _estimate(self, now: float) -> float:
         self._roll(now)
@@ -112,6 +132,7 @@ class SlidingWindowCounter(Limiter):
         self._start = -math.inf
         self._current = 0.0
         self._previous = 0.0
+        self._pending = 0.0  # granted to waiters that have not resumed yet
 
     def statistics(self) -> SlidingWindowCounterStatistics:
         now = self._now_for_repr()

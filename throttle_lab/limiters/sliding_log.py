@@ -9,8 +9,12 @@ slid out of the window::
          ●    ●    ●  (full)     ↑ the grant at t=0 leaves the window: the next may go at t=10
          └──────── 10 s ─────────┘
 
-This is the strictest and most exact of the window limiters: at every instant, the weight granted in the
-last ``window_seconds`` is at most ``max_requests``.  The price is memory: one entry per grant in the window.
+This is the strictest and most exact of the window limiters: at every instant, the weight whose callers
+*started* in the last ``window_seconds`` is at most ``max_requests`` -- measured when each caller actually
+proceeds, on a real loop too.  (A log stamped when its timer grants lets a crowd of slow-to-resume callers
+start closer together than a window; here a grant to a waiter is logged with no expiry until its caller
+runs, then stamped with that moment.  See ``limiters/_base.py``.)  The price is memory: one entry per
+grant in the window.
 Compared with :class:`~throttle_lab.FixedWindow` (which lets 2x the limit through across a boundary) and
 :class:`~throttle_lab.SlidingWindowCounter` (two counters, an estimate).
 
@@ -30,6 +34,7 @@ Compared with :class:`~throttle_lab.FixedWindow` (which lets 2x the limit throug
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -81,9 +86,13 @@ class SlidingWindowLog(Limiter):
         return self.max_requests
 
     # -- the algorithm ------------------------------------------------------------------------------
-    # Each entry stores its *expiry* (grant time + window), computed once.  Expiry is tested as
+    # Each entry stores its *expiry* (start + window), computed once.  Expiry is tested as
     # `expires <= now`, and the timer is armed for `expires`: the same float both times, so the window
     # limiter never wakes a hair too early and re-arms for the same instant forever.
+    # A pending entry (granted, caller not yet running) expires at infinity until it is settled.  Callers
+    # usually resume in grant order, so the log stays sorted by expiry; when one resumes out of turn the
+    # log is merely conservative: eviction stops at the first live entry, and `_ready_at` waits for the
+    # latest expiry among the entries it needs.
     def _evict(self, now: float) -> None:
         log = self._log
         while log and log[0].expires <= now:
@@ -96,20 +105,52 @@ class SlidingWindowLog(Limiter):
         excess = self._used + weight - self.max_requests
         if excess <= 0:
             return now
-        # Walk from the oldest entry until enough weight will have expired to make room.
+        # Walk from the oldest entry until enough weight will have expired to make room.  (infinity: a
+        # pending entry is in the way; settling it wakes the queue.)
         freed = 0.0
+        latest = now
         for entry in self._log:
             freed += entry.weight
+            if entry.expires > latest:
+                latest = entry.expires
             if freed >= excess:
-                return entry.expires
-        return self._log[-1].expires  # unreachable for weight <= max_requests; kept for safety
+                return latest
+        return math.inf  # unreachable for weight <= max_requests; kept for safety
 
     def _take(self, weight: float, now: float) -> _Entry:
+        return self._book(weight, now + self.window_seconds, now)
+
+    def _take_pending(self, weight: float, now: float) -> _Entry:
+        return self._book(weight, math.inf, now)
+
+    def _settle(self, weight: float, receipt: Any, now: float) -> None:
+        entry: _Entry = receipt
+        if entry.expires == math.inf:
+            entry.expires = now + self.window_seconds
+
+    def _book(self, weight: float, expires: float, now: float) -> _Entry:
         self._evict(now)
-        entry = _Entry(now + self.window_seconds, weight)
+        entry = _Entry(expires, weight)
         self._log.append(entry)
         self._used += weight
         return entry
+
+    def _drain(self, now: float) -> None:
+        # "The budget is spent": fill the window up to the limit as if it had been used at the limit's own
+        # pace over the last window -- room comes back evenly from now on, not all at once a window later.
+        self._evict(now)
+        missing = self.max_requests - self._used
+        if missing <= 0:
+            return
+        pieces = max(1, min(64, math.ceil(missing)))
+        step = self.window_seconds / pieces
+        filler = [_Entry(now + step * (i + 1), missing / pieces) for i in range(pieces)]
+        self._log = deque(sorted([*self._log, *filler], key=lambda entry: entry.expires))
+        self._used += missing
+
+    def _at_rest(self, now: float) -> bool:
+        self._evict(now)
+        return not self._log and not self._n_waiting
 
     def _refund(self, weight: float, receipt: Any, now: float) -> None:
         entry: _Entry = receipt

@@ -10,7 +10,8 @@ of weight ``w`` takes ``w`` tokens; if they are not there, it waits (in line) un
 Two numbers, two different promises:
 
 * ``rate`` is the long-run average: over any stretch of ``T`` seconds at most ``capacity + rate * T``
-  units are granted.
+  units are granted -- counted when the callers actually proceed, on a real loop too (tokens granted to a
+  waiter that has not resumed yet do not start refilling until it runs; see ``limiters/_base.py``).
 * ``capacity`` is the burst.  A bucket stated as "100 per second, burst 100" admits about **199** in its
   first second (100 at once, then 99 more as it refills).  If you need "never more than 100 in any
   second", use :class:`~throttle_lab.SlidingWindowLog`.
@@ -40,6 +41,7 @@ heavier than the bucket raises instead of hanging forever.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,6 +91,7 @@ class TokenBucket(Limiter):
         self.initial_tokens = float(initial_tokens)
         self._tokens = self.initial_tokens
         self._last: float | None = None  # loop time of the last refill; None until first use
+        self._pending = 0.0  # tokens granted to waiters that have not resumed yet
 
     @property
     def max_weight(self) -> float:
@@ -115,10 +118,14 @@ class TokenBucket(Limiter):
     # State: `_tokens` tokens at loop time `_last` (the anchor).  Reading the level is pure arithmetic on
     # the anchor; only taking, refunding and rate changes move it.  That keeps the moment a timer was
     # armed for and the moment the check passes the very same float.
+    # Pending grants (waiters granted, not yet running) lower the ceiling the bucket refills to: their
+    # tokens are spent, but the caller has not used them yet, so the bucket must not earn them back
+    # early.  Proof sketch: the bucket then never holds more than a bucket charged at the callers' own
+    # start times would, so the `capacity + rate * T` bound holds at the callers.
     def _tokens_at(self, now: float) -> float:
         if self._last is None or now <= self._last:
             return self._tokens
-        return min(self.capacity, self._tokens + (now - self._last) * self.rate)
+        return min(self.capacity - self._pending, self._tokens + (now - self._last) * self.rate)
 
     def _rebase(self, now: float) -> None:
         self._tokens = self._tokens_at(now)
@@ -129,6 +136,8 @@ class TokenBucket(Limiter):
             self._last = now  # first use: the bucket starts with `initial_tokens` now
         if self._tokens_at(now) >= weight:
             return now
+        if weight > self.capacity - self._pending:
+            return math.inf  # only a pending grant settling can make room: `_settle` wakes the queue
         # When the missing tokens will have dripped in, measured from the anchor.  At that moment
         # `_tokens_at` may still say a hair less than `weight` (rounding), but this expression gives the
         # same instant again, so the grant happens exactly then.
@@ -139,9 +148,24 @@ class TokenBucket(Limiter):
         # Granted on time, rounding may leave the balance a hair below zero; it refills from there.
         self._tokens -= weight
 
+    def _take_pending(self, weight: float, now: float) -> None:
+        self._take(weight, now)
+        self._pending += weight
+
+    def _settle(self, weight: float, receipt: Any, now: float) -> None:
+        self._rebase(now)  # refill up to the lowered ceiling first, then lift it
+        self._pending = max(0.0, self._pending - weight)
+
     def _refund(self, weight: float, receipt: Any, now: float) -> None:
         self._rebase(now)
-        self._tokens = min(self.capacity, self._tokens + weight)
+        self._tokens = min(self.capacity - self._pending, self._tokens + weight)
+
+    def _drain(self, now: float) -> None:
+        self._rebase(now)
+        self._tokens = min(self._tokens, 0.0)  # empty from now on (debt, if any, is kept)
+
+    def _at_rest(self, now: float) -> bool:
+        return not self._n_waiting and not self._pending and self._tokens_at(now) >= self.capacity
 
     def _level(self, now: float) -> float:
         return max(0.0, self._tokens_at(now))
@@ -149,6 +173,7 @@ class TokenBucket(Limiter):
     def _restart(self) -> None:
         self._tokens = self.initial_tokens
         self._last = None
+        self._pending = 0.0
 
     def statistics(self) -> TokenBucketStatistics:
         return TokenBucketStatistics(
