@@ -159,6 +159,22 @@ def test_seed_none_is_allowed() -> None:
     assert 0.0 <= FullJitter(seed=None).delay(2) <= 2.0
 
 
+DEFAULT_SEEDED: dict[str, Callable[[], Backoff]] = {
+    "full": FullJitter,
+    "equal": EqualJitter,
+    "decorrelated": DecorrelatedJitter,
+    "openai": OpenAIBackoff,
+}
+
+
+@pytest.mark.parametrize("name", list(DEFAULT_SEEDED))
+def test_without_a_seed_two_instances_draw_differently(name: str) -> None:
+    # A fixed default seed would make every client that omits it wait in step with every other.
+    a, b = DEFAULT_SEEDED[name](), DEFAULT_SEEDED[name]()
+    assert [a.delay(n) for n in range(10)] != [b.delay(n) for n in range(10)]
+    assert "seed=None" in repr(a)
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Never earlier than the server's hint
 # ----------------------------------------------------------------------------------------------------------

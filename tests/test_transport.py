@@ -13,6 +13,7 @@ from throttle_lab import (
     AIMD,
     ClientSideThrottle,
     ExponentialBackoff,
+    FullJitter,
     RetryError,
     RetryPolicy,
     ThrottledTransport,
@@ -242,3 +243,104 @@ def test_non_json_bodies_pass_through() -> None:
 
     assert run(main()) == b"plain"
     assert json.dumps(BODY)  # keep json imported for readers adapting the scripted server
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Which requests are resent, and with which idempotency key
+# ----------------------------------------------------------------------------------------------------------
+
+
+def recording(answers: list[int], seen: list[httpx.Request]) -> httpx.MockTransport:
+    queue = list(answers)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(queue.pop(0) if queue else 200, json={})
+
+    return httpx.MockTransport(handler)
+
+
+def send_all(
+    policy: RetryPolicy, answers: list[int], requests: list[tuple[str, dict[str, str]]]
+) -> tuple[list[int], list[httpx.Request]]:
+    """Send ``(method, headers)`` requests one after another; return their statuses and every attempt."""
+    seen: list[httpx.Request] = []
+
+    async def main() -> list[int]:
+        transport = ThrottledTransport(recording(answers, seen), retry=policy)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            statuses = []
+            for method, headers in requests:
+                body = BODY if method == "POST" else None
+                response = await client.request(method, "/v1/thing", json=body, headers=headers)
+                statuses.append(response.status_code)
+            return statuses
+
+    return run(main()), seen
+
+
+def test_a_post_is_not_resent_on_503_when_non_idempotent_retries_are_off() -> None:
+    safe = RetryPolicy(backoff=ExponentialBackoff(base=1.0, cap=1.0), retry_non_idempotent=False)
+    statuses, seen = send_all(safe, [503], [("POST", {})])
+    assert statuses == [503] and len(seen) == 1  # the server may have done the work: not sent twice
+
+    statuses, seen = send_all(safe, [503], [("GET", {})])
+    assert statuses == [200] and [r.method for r in seen] == ["GET", "GET"]
+
+    statuses, seen = send_all(safe, [429], [("POST", {})])
+    assert statuses == [200] and len(seen) == 2  # a 429 did nothing: always safe to resend
+
+
+def test_by_default_a_post_is_resent_on_503_like_the_sdks_do() -> None:
+    statuses, seen = send_all(
+        RetryPolicy(backoff=ExponentialBackoff(base=1.0, cap=1.0)), [503], [("POST", {})]
+    )
+    assert statuses == [200] and len(seen) == 2
+
+
+def test_an_idempotency_key_is_stable_across_retries_and_unique_per_request() -> None:
+    keyed = RetryPolicy(backoff=ExponentialBackoff(base=1.0, cap=1.0), idempotency_key=True)
+    statuses, seen = send_all(keyed, [503, 429], [("POST", {}), ("POST", {})])
+    assert statuses == [200, 200]
+    keys = [r.headers["idempotency-key"] for r in seen]
+    ids = [r.headers["x-request-id"] for r in seen]
+    assert ids == ["client-1", "client-1", "client-1", "client-2"]
+    assert keys[0] == keys[1] == keys[2] != keys[3]  # one key for all three attempts of request 1
+    assert all(len(key) == 36 for key in keys)  # a UUID
+
+
+def test_an_idempotency_key_set_by_the_caller_is_kept_and_gets_get_none() -> None:
+    keyed = RetryPolicy(backoff=ExponentialBackoff(base=1.0, cap=1.0), idempotency_key="X-Op-Key")
+    _, seen = send_all(keyed, [503], [("POST", {"x-op-key": "mine"}), ("GET", {})])
+    assert [r.headers.get("x-op-key") for r in seen] == ["mine", "mine", None]
+    assert all("idempotency-key" not in r.headers for r in seen)  # only the header the policy names
+    _, seen = send_all(RetryPolicy(), [], [("POST", {})])
+    assert "idempotency-key" not in seen[0].headers  # off by default
+
+
+def test_hint_plus_jitter_spreads_a_herd_of_independent_clients() -> None:
+    # 100 clients, each its own transport and seed, all told "retry after 3 s" at t=0.
+    arrivals: list[float] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            arrivals.append(loop.time())
+            if loop.time() == 0.0:
+                return httpx.Response(429, headers={"retry-after": "3"}, json={})
+            return httpx.Response(200, json={})
+
+        async def one_client(seed: int) -> int:
+            policy = RetryPolicy(backoff=FullJitter(base=1.0, cap=8.0, seed=seed), hint_mode="plus_jitter")
+            transport = ThrottledTransport(httpx.MockTransport(handler), retry=policy)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                return (await client.post("/v1/chat/completions", json=BODY)).status_code
+
+        assert await asyncio.gather(*(one_client(seed) for seed in range(100))) == [200] * 100
+
+    run(main())
+    retries = arrivals[100:]
+    assert len(retries) == 100
+    assert all(3.0 <= t <= 4.0 for t in retries)  # never before the hint, within hint + the first jitter
+    assert max(retries) - min(retries) > 0.9 and len(set(retries)) == 100  # not one wave

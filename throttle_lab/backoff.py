@@ -28,10 +28,21 @@ backoff shortens the wait; it ignores hints above 120 s.)  Read hints with
 >>> backoff.delay(0, hint=3.0)
 3.0
 
-Seeds: each instance owns a ``random.Random(seed)``, so a run is repeatable.  Two instances with the *same*
-seed draw the *same* jitter, which recreates the herd jitter is meant to break up; give concurrent retry
-loops different seeds (e.g. ``seed=base_seed + task_index``) or let them share one stateless instance.
-``seed=None`` seeds from the operating system (not repeatable).
+``max`` has a catch in a crowd.  A server gives every client it refused at the same moment the *same* hint,
+and once the hint is longer than the jitter, ``max`` turns every draw into the hint: the herd comes back as
+one wave.  Waiting the hint *plus* the jitter keeps the spread::
+
+    five clients, hint 2 s      0 s            2 s          3 s
+    max(jitter, hint)           xxxxx   ...    xxxxx                 one wave, at the hint: 429s again
+    hint + jitter               xxxxx   ...    x  x   x x  x         spread over [2, 2 + jitter)
+
+A strategy on its own applies ``max``; :class:`~throttle_lab.RetryPolicy` lets you choose
+(``hint_mode="max"``, ``"plus_jitter"`` or ``"ignore"``).
+
+Seeds: each instance owns its own ``random.Random``.  By default (``seed=None``) it is seeded from the
+operating system, so two clients -- two processes, two retry loops -- never share a jitter sequence: shared
+draws would recreate the very herd jitter is meant to break up.  Pass ``seed=`` for a repeatable run (an
+experiment, a test, a lesson), and give concurrent retry loops *different* seeds (``seed=base_seed + i``).
 """
 
 from __future__ import annotations
@@ -173,7 +184,7 @@ class FullJitter(_Capped):
     occasional near-zero waits.  :class:`EqualJitter` trades some of that spread for a guaranteed minimum.
     """
 
-    def __init__(self, base: float = 0.5, cap: float = 8.0, seed: int | None = 0) -> None:
+    def __init__(self, base: float = 0.5, cap: float = 8.0, seed: int | None = None) -> None:
         super().__init__(base, cap, seed)
 
     def _compute(self, attempt: int) -> float:
@@ -193,7 +204,7 @@ class EqualJitter(_Capped):
     retry costs something (a 429 counts against your limit too); it spreads the herd half as widely.
     """
 
-    def __init__(self, base: float = 0.5, cap: float = 8.0, seed: int | None = 0) -> None:
+    def __init__(self, base: float = 0.5, cap: float = 8.0, seed: int | None = None) -> None:
         super().__init__(base, cap, seed)
 
     def _compute(self, attempt: int) -> float:
@@ -222,7 +233,7 @@ class DecorrelatedJitter(_Capped):
     shorter than ``base``.
     """
 
-    def __init__(self, base: float = 0.5, cap: float = 8.0, seed: int | None = 0) -> None:
+    def __init__(self, base: float = 0.5, cap: float = 8.0, seed: int | None = None) -> None:
         super().__init__(base, cap, seed)
         self._previous = self._base
 
@@ -260,7 +271,7 @@ class OpenAIBackoff(_Capped):
     MAX_DELAY = 8.0
     MAX_JITTER = 0.25
 
-    def __init__(self, seed: int | None = 0) -> None:
+    def __init__(self, seed: int | None = None) -> None:
         super().__init__(self.INITIAL_DELAY, self.MAX_DELAY, seed)
 
     def _compute(self, attempt: int) -> float:

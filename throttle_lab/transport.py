@@ -21,24 +21,45 @@ code that makes the calls::
 With the official SDK: ``AsyncOpenAI(base_url=..., api_key=..., http_client=client, max_retries=0)`` --
 let the transport retry (it pauses the whole throttler on a 429; the SDK's own retries would not).
 
-A concurrency slot is held until the response body is finished, streaming included: the slot is released
-when the stream closes, not when the headers arrive.
+**Who closes what.**  httpx's transport contract: ``handle_async_request`` returns a response whose body the
+*caller* reads or closes.  ``client.get``/``client.post`` do it for you; ``async with client.stream(...)``
+does it when the block ends; ``client.send(request, stream=True)`` leaves it to you (``await
+response.aclose()``).  A concurrency slot is held while the request is in flight, body included::
+
+    ordinary answer            slot ──[ send ... read the whole body ]── released   (before you see it)
+    text/event-stream answer   slot ──[ send ... you read the stream  ]── released when its body ends,
+                                                                           breaks off, or you close it
+    any error or cancel        released on the spot: read errors, timeouts, a failed reconcile, retries
+
+A streamed response dropped without being closed keeps its slot until Python collects it.  Then a
+``ResourceWarning`` names the request (as asyncio warns of an unclosed transport) and the slot is given back
+on the response's event loop -- scheduled with ``loop.call_soon_threadsafe``, never released inside the
+finaliser itself, because a finaliser can run in any thread and in the middle of the limiter's own code.
+If that loop is closed already, nothing is left to give back (the limiter belonged to it).  Collection may
+come late or, in a reference cycle, much later: close your streams rather than rely on it.
+
+The request body is read into memory before the first attempt (``await request.aread()``, as httpx's own
+transports do for a body they may have to send again), so multipart uploads and generator bodies can be
+resent on a retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import itertools
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AsyncExitStack
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, Literal, Protocol
 
 import httpx
 
 from .adaptive import AIMD, ClientSideThrottle
-from .events import Kind, emit, request_scope
-from .retry import RetryError, RetryPolicy
+from .events import Kind, current_request, emit, request_scope
+from .retry import IDEMPOTENT_METHODS, RetryError, RetryPolicy
 from .retry_after import parse_retry_after
 from .throttler import Permit, Throttler
 from .tokens import estimate_request_tokens, max_tokens_of, request_body
@@ -78,7 +99,10 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         limiter: what each attempt waits for.  A :class:`~throttle_lab.Throttler` (or a shared one) is
             charged the estimated tokens, and a ``Throttler`` is paused on 429s; other limiters are charged
             one unit per attempt (``weight="tokens"`` charges them the tokens instead).
-        retry: the retry policy (``None``: answers are returned as they come, no retries).
+        retry: the retry policy (``None``: answers are returned as they come, no retries).  Its
+            ``retry_non_idempotent`` and ``idempotency_key`` decide which requests are resent on a 5xx and
+            whether they carry an ``Idempotency-Key``.  Exceptions -- connection errors, timeouts -- are
+            raised, not retried (the openai SDK retries them; give it ``max_retries`` for that).
         aimd: an :class:`~throttle_lab.AIMD` controller told about every success and 429 (wire its
             ``on_change`` to ``throttler.set_limits`` to let it steer the rate).
         client_throttle: a :class:`~throttle_lab.ClientSideThrottle`; requests it rejects fail locally with
@@ -87,6 +111,13 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         raise_on_give_up: when retries run out, raise :class:`~throttle_lab.RetryError` (carrying the last
             response) instead of returning the last response.
         name: the ``source`` of the events.
+
+    Resources, as in httpx's transport contract: the caller closes what it is handed.  An ordinary
+    answer is read here and its slot is back before the caller sees it; a ``text/event-stream`` answer
+    keeps its slot until its body ends, breaks off, or the caller closes it.  Errors and cancels
+    (``asyncio.timeout`` included) release on the spot and are reported as ``failed`` (with the error's
+    name) or ``cancelled``.  A stream garbage-collected unclosed raises a ``ResourceWarning`` and returns
+    its slot late, on its loop (see the module docstring).  ``aclose()`` closes the wrapped transport.
     """
 
     def __init__(
@@ -132,6 +163,10 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:
         loop = asyncio.get_running_loop()
+        # A streamed request body (a multipart upload, a generator) can be iterated once only; in memory it
+        # can be estimated and sent again on a retry.
+        await request.aread()
+        self._add_idempotency_key(request)
         body = request_body(request.content) if request.method == "POST" else None
         tokens = estimate_request_tokens(body, default_max_tokens=self.default_max_tokens) if body else 0
         started = loop.time()
@@ -143,76 +178,88 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
                     loop.time(), Kind.REJECTED, self.name, weight=tokens, detail={"reason": "client_throttle"}
                 )
                 return self._give_up(request, _local_rejection(request), attempt)
-            gate = AsyncExitStack()
-            permit = await self._enter(gate, tokens)
+            hold = _Hold(self.name)
+            await self._enter(hold, tokens)
             emit(loop.time(), Kind.SENT, self.name, weight=tokens, detail={"attempt": attempt})
+            # From here until the hold is released or handed to a streamed body, every way out -- an error
+            # from the server's transport, a body that breaks off, a cancel, a bug in reconcile -- gives
+            # the slot back before it leaves.
             try:
                 response = await self._inner.handle_async_request(request)
-            except BaseException as exc:
-                await gate.aclose()
-                if not isinstance(exc, asyncio.CancelledError):
-                    emit(loop.time(), Kind.FAILED, self.name, detail={"error": type(exc).__name__})
-                raise
-            status = response.status_code
-            emit(loop.time(), Kind.RESPONSE, self.name, detail={"status": status, "attempt": attempt})
-
-            if status == 429 or (self.retry is not None and self.retry.is_retryable(status)):
+                status = response.status_code
+                emit(loop.time(), Kind.RESPONSE, self.name, detail={"status": status, "attempt": attempt})
+                if status != 429 and not (
+                    self.retry is not None and self.retry.is_retryable(status, request.method)
+                ):
+                    return await self._deliver(request, response, hold, body)
                 content = await _read_raw(response)
-                await gate.aclose()
-                hint = parse_retry_after(response.headers)
-                if status == 429:
-                    self._on_rate_limited(loop.time(), hint, content)
-                elif self.client_throttle is not None:
-                    self.client_throttle.record(True)  # the backend answered; overload is not rejection
-                final = _rebuild(response, content, request)
-                delay = (
-                    None
-                    if self.retry is None
-                    else self.retry.next_delay(attempt, status, hint, loop.time() - started)
-                )
-                if delay is None:
-                    return self._give_up(request, final, attempt)
-                emit(
-                    loop.time(),
-                    Kind.RETRY,
-                    self.name,
-                    detail={"delay": delay, "attempt": attempt, "status": status},
-                )
-                await asyncio.sleep(delay)
-                continue
+                await hold.release()
+            except BaseException as exc:
+                # A cancel is reported by handle_async_request (it may come while waiting, too).
+                await hold.release(None if isinstance(exc, asyncio.CancelledError) else _failed(exc))
+                raise
 
-            if self.client_throttle is not None:
-                self.client_throttle.record(True)
-            if 200 <= status < 300 and self.aimd is not None:
-                self.aimd.on_success(loop.time())
-            outcome = Kind.DONE if status < 400 else Kind.FAILED
-            if "text/event-stream" in response.headers.get("content-type", ""):
-                # Keep the slot until the stream is finished: the request is in flight until then.
-                return _rebuild_stream(response, request, self._finish(gate, outcome, status))
-            content = await _read_raw(response)
-            if (
-                body is not None
-                and isinstance(permit, Permit)
-                and not response.headers.get("content-encoding")
-            ):
-                self._reconcile(permit, body, content)
-            await self._finish(gate, outcome, status)()
-            return _rebuild(response, content, request)
+            hint = parse_retry_after(response.headers)
+            if status == 429:
+                self._on_rate_limited(loop.time(), hint, content)
+            elif self.client_throttle is not None:
+                self.client_throttle.record(True)  # the backend answered; overload is not rejection
+            final = _rebuild(response, content, request)
+            delay = (
+                None
+                if self.retry is None
+                else self.retry.next_delay(
+                    attempt, status, hint, loop.time() - started, method=request.method
+                )
+            )
+            if delay is None:
+                return self._give_up(request, final, attempt)
+            emit(
+                loop.time(),
+                Kind.RETRY,
+                self.name,
+                detail={"delay": delay, "attempt": attempt, "status": status},
+            )
+            await asyncio.sleep(delay)
 
-    async def _enter(self, gate: AsyncExitStack, tokens: float) -> Any:
+    def _add_idempotency_key(self, request: httpx.Request) -> None:
+        """One key per request, set before the first attempt, so every retry resends the same one."""
+        header = self.retry.idempotency_header if self.retry is not None else None
+        if header is None or request.method.upper() in IDEMPOTENT_METHODS or header in request.headers:
+            return  # no key wanted, a method safe to repeat anyway, or the caller's own key (keep it)
+        request.headers[header] = str(uuid.uuid4())
+
+    async def _deliver(
+        self, request: httpx.Request, response: httpx.Response, hold: _Hold, body: Mapping[str, Any] | None
+    ) -> httpx.Response:
+        """The final answer: read it (or hand the hold to its stream) and settle the books."""
+        status = response.status_code
+        if self.client_throttle is not None:
+            self.client_throttle.record(True)
+        if 200 <= status < 300 and self.aimd is not None:
+            self.aimd.on_success(asyncio.get_running_loop().time())
+        outcome = Kind.DONE if status < 400 else Kind.FAILED
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            # Keep the slot until the stream is finished: the request is in flight until then.
+            return _rebuild_stream(response, request, hold, outcome)
+        content = await _read_raw(response)
+        if (
+            body is not None
+            and isinstance(hold.permit, Permit)
+            and not response.headers.get("content-encoding")
+        ):
+            self._reconcile(hold.permit, body, content)
+        await hold.release((outcome, {"status": status}))
+        return _rebuild(response, content, request)
+
+    async def _enter(self, hold: _Hold, tokens: float) -> None:
         if self.limiter is None:
-            return None
+            return
         if getattr(self.limiter, "weighs_tokens", False):  # a throttler: its weight *is* the tokens
-            return await gate.enter_async_context(self.limiter.slot(tokens))
+            await hold.enter(self.limiter.slot(tokens))
+            return
         units = tokens if self.weight == "tokens" and tokens > 0 else 1
-        return await gate.enter_async_context(self.limiter.slot(units))
-
-    def _finish(self, gate: AsyncExitStack, outcome: str, status: int) -> Callable[[], Any]:
-        async def finish() -> None:
-            await gate.aclose()
-            emit(asyncio.get_running_loop().time(), outcome, self.name, detail={"status": status})
-
-        return finish
+        await hold.enter(self.limiter.slot(units))
 
     def _on_rate_limited(self, now: float, hint: float | None, content: bytes) -> None:
         limit_type = None
@@ -292,34 +339,137 @@ def _rebuild(response: httpx.Response, content: bytes, request: httpx.Request) -
     )
 
 
-class _ReleasingStream(httpx.AsyncByteStream):
-    """Passes a streamed body through and runs ``on_close`` once, when the consumer closes it."""
+_Outcome = tuple[str, Mapping[str, Any] | None]
+"""An event to report once capacity is given back: its kind and detail."""
 
-    def __init__(self, inner: httpx.Response, on_close: Callable[[], Any]) -> None:
+
+def _failed(exc: BaseException) -> _Outcome:
+    return Kind.FAILED, {"error": type(exc).__name__}
+
+
+# Releases scheduled by finalisers: the loop keeps only weak references to its tasks, so without this set a
+# release could be garbage-collected half done.
+_SETTLING: set[asyncio.Task[None]] = set()
+
+
+class _Hold:
+    """One attempt's claim on the limiter, given back exactly once on whichever path the request ends.
+
+    Remembers the loop, the request id and the context of the request that took it, so the capacity can
+    be returned -- and the event attributed to the right request -- even from a stream closed elsewhere or
+    from a finaliser.
+    """
+
+    __slots__ = ("_context", "_gate", "_loop", "_request", "_source", "permit", "settled")
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._loop = asyncio.get_running_loop()
+        self._request: Hashable | None = current_request()
+        self._context = contextvars.copy_context()
+        self._gate = AsyncExitStack()
+        self.permit: Any = None
+        self.settled = False
+
+    async def enter(self, slot: AbstractAsyncContextManager[Any]) -> None:
+        self.permit = await self._gate.enter_async_context(slot)
+
+    async def release(self, outcome: _Outcome | None = None) -> None:
+        """Give the capacity back (a second call does nothing), then report ``outcome`` if given."""
+        if self.settled:
+            return
+        self.settled = True
+        with request_scope(self._request):
+            try:
+                await self._gate.aclose()
+            finally:
+                if outcome is not None:
+                    emit(self._loop.time(), outcome[0], self._source, detail=outcome[1])
+
+    def release_soon(self, outcome: _Outcome, first: Callable[[], Awaitable[None]]) -> bool:
+        """From a finaliser: schedule ``first()`` and then the release on the hold's loop; False if too late.
+
+        Nothing is released here and now: a finaliser may run in another thread, or in this one in the
+        middle of the limiter's own bookkeeping.  ``call_soon_threadsafe`` is safe in both (asyncio finalises
+        abandoned async generators the same way).
+        """
+        loop = self._loop
+        if self.settled or loop.is_closed():
+            return False
+
+        async def settle() -> None:
+            try:
+                await first()
+            finally:
+                await self.release(outcome)
+
+        def start() -> None:
+            task = loop.create_task(settle())
+            _SETTLING.add(task)
+            task.add_done_callback(_SETTLING.discard)
+
+        try:
+            loop.call_soon_threadsafe(start, context=self._context.copy())
+        except RuntimeError:  # the loop closed between the check and the call
+            return False
+        return True
+
+    @property
+    def request(self) -> Hashable | None:
+        return self._request
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """Passes a streamed body through and gives the hold back when the body ends, breaks off or is closed."""
+
+    def __init__(self, inner: httpx.Response, hold: _Hold, outcome: _Outcome) -> None:
         self._inner = inner
-        self._on_close = on_close
-        self._closed = False
+        self._hold = hold
+        self._outcome = outcome
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in _raw_chunks(self._inner):
-            yield chunk
-
-    async def aclose(self) -> None:
-        if not self._closed:
-            self._closed = True
+        try:
+            async for chunk in _raw_chunks(self._inner):
+                yield chunk
+        except (Exception, asyncio.CancelledError) as exc:
+            # The body broke off, or its reader was cancelled: the request is over now, whether or not the
+            # caller closes the response later.  (GeneratorExit, a reader that merely stopped, is neither.)
             try:
                 await self._inner.aclose()
             finally:
-                await self._on_close()
+                cancelled = isinstance(exc, asyncio.CancelledError)
+                await self._hold.release((Kind.CANCELLED, None) if cancelled else _failed(exc))
+            raise
+        await self._hold.release(self._outcome)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            await self._hold.release(self._outcome)
+
+    def __del__(self) -> None:
+        if self._hold.settled:
+            return
+        # Warn first: the caller's bug is the news; the late release below only limits the damage.
+        warnings.warn(
+            f"ThrottledTransport: the streamed response to request {self._hold.request!r} was garbage-"
+            "collected without being closed; its limiter slot is given back only now.  Use "
+            "`async with client.stream(...)` or `await response.aclose()`.",
+            ResourceWarning,
+            source=self,  # with tracemalloc on, the warning shows where the response was made
+            stacklevel=1,  # a finaliser has no caller worth pointing at
+        )
+        self._hold.release_soon((Kind.CANCELLED, {"reason": "not closed"}), self._inner.aclose)
 
 
 def _rebuild_stream(
-    response: httpx.Response, request: httpx.Request, on_close: Callable[[], Any]
+    response: httpx.Response, request: httpx.Request, hold: _Hold, outcome: str
 ) -> httpx.Response:
     return httpx.Response(
         response.status_code,
         headers=response.headers,
-        stream=_ReleasingStream(response, on_close),
+        stream=_ReleasingStream(response, hold, (outcome, {"status": response.status_code})),
         request=request,
         extensions=response.extensions,
     )
