@@ -9,7 +9,7 @@ noticing when every task is waiting and jumping the clock straight to the next t
 
 Everything that takes its time from ``loop.time()`` -- every limiter, the mock server, the experiments --
 runs unchanged on either loop.  Code that reads ``time.time()`` or ``time.monotonic()`` does not: that is
-why throttle_lab never does.
+why throttle_lab's limiters, server and experiments never do.
 
 >>> import asyncio
 >>> from throttle_lab import run
@@ -19,12 +19,41 @@ why throttle_lab never does.
 >>> run(nap())
 3600.0
 
+**The outside world keeps real time.**  A jump is honest only while nothing outside the loop can act.  A
+thread, or a server at the other end of a socket, works on the real clock: jump past it and a
+``wait_for(..., 30)`` times out while the answer is still on its way -- a timeout that never happened.  So
+while the outside world has work pending, the loop stops jumping and its clock *follows real time*: it
+waits for real (never past the next timer, on whose deadline it lands exactly, as a jump does) and moves
+the clock on by the real seconds it waited.  The outside world has work pending while
+
+* a thread started with ``loop.run_in_executor`` or ``asyncio.to_thread`` is still running;
+* a real file descriptor is registered with the loop: an open socket (a connection of
+  ``httpx.AsyncHTTPTransport``, asyncio streams, a server listening in the loop) or a subprocess pipe;
+* a thread that did not exist when the loop was created is alive (it may call
+  ``loop.call_soon_threadsafe`` at any moment) -- unless it is a worker of an executor the loop gave work
+  to, whose work the first rule already counts; idle, such a worker changes nothing.
+
+In-process work -- pure asyncio, ``httpx.ASGITransport``, ``httpx.MockTransport`` -- involves none of these,
+so it stays fully virtual: as fast, and the same timestamps on every run.  Mixing the two costs speed,
+never truth: while a real connection is open (even idle in a client's pool) the program runs at real
+speed.  For a program that talks to real servers, say so with ``run(..., virtual=False)``.
+
+>>> import time
+>>> async def slow_call() -> float:
+...     await asyncio.wait_for(asyncio.to_thread(time.sleep, 0.1), timeout=5)  # no fake timeout
+...     return asyncio.get_running_loop().time()
+>>> 0.05 < run(slow_call()) < 5    # about the thread's 0.1 real seconds
+True
+
 Two ways an all-virtual program can go wrong become loud errors instead of silent hangs:
 
-* **deadlock** -- every task waits on something no timer will ever set (``VirtualTimeDeadlock``, naming
-  the waiting tasks and where they wait);
+* **deadlock** -- every task waits on something no timer will ever set, and nothing outside the loop
+  has work pending (``VirtualTimeDeadlock``, naming the waiting tasks and where they wait);
 * **livelock** -- a task spins (``await asyncio.sleep(0)`` in a loop) without the clock moving
   (``VirtualTimeLivelock`` after a bounded number of loop iterations).
+
+While the outside world has work pending, a loop with nothing scheduled waits for it, as a real loop
+would, instead of reporting a deadlock: a listening server, say, may be contacted at any moment.
 
 The loop also gives every positive delay a floor of one microsecond.  Without it, code that sleeps for a
 tiny rounding remainder (``now + 1e-17 == now``) schedules a timer for *now*, wakes at once, finds the same
@@ -40,6 +69,7 @@ import contextvars
 import os
 import selectors
 import threading
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
@@ -68,7 +98,7 @@ class VirtualTimeError(RuntimeError):
 
 
 class VirtualTimeDeadlock(VirtualTimeError):
-    """Every task is waiting, and no timer, I/O or thread will ever wake any of them."""
+    """Every task is waiting, no timer is set, and nothing outside the loop has work pending."""
 
 
 class VirtualTimeLivelock(VirtualTimeError):
@@ -87,13 +117,17 @@ class _VirtualSelector(selectors.BaseSelector):
         self._loop = loop
         self._real = real
 
-    # Registration is delegated unchanged: the loop's self-pipe (for call_soon_threadsafe) and any
-    # in-memory transport keep working.
+    # Registration is delegated unchanged: the loop's self-pipe (for call_soon_threadsafe) and every real
+    # socket keep working.  The loop keeps count, to know whether a real socket is open.
     def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
-        return self._real.register(fileobj, events, data)
+        key = self._real.register(fileobj, events, data)
+        self._loop._registered_fds += 1
+        return key
 
     def unregister(self, fileobj: Any) -> selectors.SelectorKey:
-        return self._real.unregister(fileobj)
+        key = self._real.unregister(fileobj)
+        self._loop._registered_fds -= 1
+        return key
 
     def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
         return self._real.modify(fileobj, events, data)
@@ -118,12 +152,17 @@ class _VirtualSelector(selectors.BaseSelector):
                     return ready
             loop._count_spin()
             return []
+        # Ask about the outside world *before* polling.  A thread that calls back and then ends does so
+        # before it dies: asked first, "no thread is alive" means its wake-up is already in the pipe, and
+        # the poll below finds it.  Asked second, it could slip between the two and be jumped past.
+        if loop._outside_work_pending():
+            return loop._wait_in_real_time(self._real, timeout)
         ready = self._real.select(0)
         if ready:
             loop._spins = 0
             return ready
         if timeout is None:
-            return loop._nothing_scheduled(self._real)
+            raise loop._deadlock()
         loop._advance(timeout)
         return []
 
@@ -135,13 +174,22 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ``call_at`` all work unchanged; only the clock is different.  Use it through :func:`run`, or directly
     as ``asyncio.Runner(loop_factory=VirtualTimeLoop)``.
 
+    The clock jumps only while nothing outside the loop has work pending (the module docstring lists what
+    counts: a thread from ``run_in_executor``/``to_thread`` at work, a real socket or pipe registered with
+    the loop, a thread started since the loop was created).  Meanwhile it follows real time: the loop
+    waits for real, never past the next timer, and moves the clock on by the real seconds it waited, so no
+    timeout fires before its time has really passed.  Time the loop spends running callbacks is not
+    counted, so the clock then runs at most as fast as a real one.  With no timer set, no callback ready
+    and nothing outside pending, the loop raises :class:`VirtualTimeDeadlock`; with the outside world
+    pending, it waits for it instead.
+
     Args:
         start: the clock's reading when the loop starts (0.0 makes traces easy to read).
         max_spins: callbacks allowed to run at one instant before a livelock is reported.  Legitimate work
             at a single instant (thousands of tasks handing a slot to each other) needs a few per task.
-        thread_wait: while a thread started with ``run_in_executor``/``to_thread`` is still working, the
-            loop waits for it in real time, at most this many real seconds per check, instead of
-            reporting a deadlock.  Virtual time does not mix with threads: the clock stands still meanwhile.
+        thread_wait: while the clock follows real time, the longest real wait, in seconds, between two
+            looks at the outside world.  A thread that ends without calling back wakes nobody: this bounds
+            how long the loop takes to notice and start jumping again.
     """
 
     def __init__(self, *, start: float = 0.0, max_spins: int = 1_000_000, thread_wait: float = 0.05) -> None:
@@ -152,6 +200,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._max_spins = max_spins
         self._thread_wait = thread_wait
         self._threads_in_flight = 0
+        # Threads the loop need not watch: those that existed before it (a notebook kernel has several,
+        # which will never call back into a loop they have never seen), the thread that runs it, and the
+        # workers of executors it gave work to (their work is counted by _threads_in_flight instead).
+        self._accounted: set[threading.Thread] = set(threading.enumerate())
+        self._registered_fds = 0  # file descriptors registered with the selector, the self-pipe included
         super().__init__(_VirtualSelector(self, selectors.DefaultSelector()))
         if not (isinstance(max_spins, int) and max_spins >= 1):
             self.close()
@@ -230,17 +283,47 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
                 "can change instead.\n" + _describe_tasks(self)
             )
 
-    def _nothing_scheduled(self, real: selectors.BaseSelector) -> list[tuple[selectors.SelectorKey, int]]:
-        """No timer and nothing ready: wait for a thread if one is working, otherwise it is a deadlock."""
-        while self._threads_in_flight:
-            ready = real.select(self._thread_wait)
-            if ready:
-                return ready
-        raise VirtualTimeDeadlock(
+    # -- the outside world -----------------------------------------------------------------------------
+    def _outside_work_pending(self) -> bool:
+        """Can something outside the loop still act: a thread at work, a real socket, a foreign thread?"""
+        # This runs before every jump, so cheapest first: in-process work answers "no" to all three.
+        if self._threads_in_flight:
+            return True
+        if self._registered_fds > 1:  # the loop's own self-pipe is always registered; anything else is real
+            return True
+        if threading.active_count() == 1:  # only the thread running this loop: the common case in a script
+            return False
+        return not self._accounted.issuperset(threading.enumerate())
+
+    def _wait_in_real_time(
+        self, real: selectors.BaseSelector, timeout: float | None
+    ) -> list[tuple[selectors.SelectorKey, int]]:
+        """Wait for real I/O for real, at most until the next timer, and let the clock follow."""
+        wait = self._thread_wait if timeout is None else min(timeout, self._thread_wait)
+        # The one place this module reads a real clock: to know how long the outside world really took.
+        started = time.monotonic()
+        ready = real.select(wait)
+        waited = time.monotonic() - started
+        # Compared as the clock would add them: a wait a hair short of the timer may still round onto it.
+        if timeout is not None and self._now + waited >= self._now + timeout:
+            self._advance(timeout)  # the next timer is due: land exactly on its deadline, as a jump does
+        elif waited > 0:
+            self._now += waited
+            self._spins = 0
+            self._timer_spins = 0
+        return ready
+
+    def _deadlock(self) -> VirtualTimeDeadlock:
+        return VirtualTimeDeadlock(
             f"deadlock at virtual time {self._now:g} s: every task is waiting and nothing will wake them "
             "(no timer is scheduled, no thread is working). Something is waiting for a release, a "
             "response or an event that never comes.\n" + _describe_tasks(self)
         )
+
+    def run_forever(self) -> None:
+        # The thread that runs the loop never needs watching, even one started after the loop was made.
+        self._accounted.add(threading.current_thread())
+        super().run_forever()
 
     # -- threads ---------------------------------------------------------------------------------------
     def run_in_executor(  # type: ignore[override]
@@ -248,6 +331,12 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.Future[T]:
         future = super().run_in_executor(executor, func, *args)
         self._threads_in_flight += 1
+        # A pool starts its worker threads while taking the work and keeps them, idle, afterwards.  Their
+        # work is counted right here, so the threads themselves need no watching: an idle pool must not
+        # keep the clock on real time.
+        pool = executor if executor is not None else self._default_executor  # type: ignore[attr-defined]
+        if isinstance(pool, concurrent.futures.ThreadPoolExecutor):
+            self._accounted.update(pool._threads)
 
         def _done(_: asyncio.Future[T]) -> None:
             self._threads_in_flight -= 1
@@ -299,10 +388,17 @@ def run(main: Coroutine[Any, Any, T], *, virtual: bool = True, debug: bool | Non
 
     * ``virtual=True`` (the default) runs it on a fresh :class:`VirtualTimeLoop`: sleeps cost nothing,
       and the same program gives the same timestamps every time.  ``virtual=False`` uses a normal loop.
+    * On virtual time, the outside world is waited for in real time: while a thread from ``to_thread``
+      or ``run_in_executor`` works, a real socket is open or a thread started during the run is alive,
+      the clock follows real time, so a timeout never fires before its time has really passed.  Such a
+      program runs at real speed; for one that talks to real servers, ``virtual=False`` says so.
     * Called where no loop is running (a script, a test), it runs in this thread.
     * Called where a loop is already running (a Jupyter cell, an ipywidgets callback), it runs the
       coroutine on a fresh loop in a worker thread and blocks until it finishes.  Nothing global is
-      patched, so it needs neither ``nest_asyncio`` nor any kernel setting.
+      patched, so it needs neither ``nest_asyncio`` nor any kernel setting.  Interrupted there
+      (Ctrl-C, "Interrupt kernel"), it cancels the coroutine's tasks and re-raises ``KeyboardInterrupt``
+      only once the worker has finished cleaning up and closed its loop; a second interrupt stops
+      waiting for that.
 
     Create loop-bound objects (limiters, throttlers, httpx clients) *inside* the coroutine you pass,
     because a loop-bound object cannot move between loops.  Context variables (such as an active
@@ -332,7 +428,8 @@ def _run_in_worker(main: Coroutine[Any, Any, T], virtual: bool, debug: bool | No
     context = contextvars.copy_context()
     outcome: list[T] = []
     failure: list[BaseException] = []
-    started = threading.Event()
+    started = threading.Event()  # the worker's loop is running (or the worker has given up)
+    finished = threading.Event()  # the worker is done, its loop closed: nothing of it is left to clean up
     loop_box: list[asyncio.AbstractEventLoop] = []
 
     async def wrapper() -> T:
@@ -347,22 +444,35 @@ def _run_in_worker(main: Coroutine[Any, Any, T], virtual: bool, debug: bool | No
             failure.append(exc)
         finally:
             started.set()
+            finished.set()
 
     worker = threading.Thread(target=context.run, args=(target,), name="throttle_lab.run", daemon=True)
     worker.start()
+    # Wait on an Event of our own rather than on worker.join(): on Python 3.11 and 3.12, a KeyboardInterrupt
+    # that lands inside Thread.join() leaves the thread marked as finished while it still runs, and every
+    # later join() returns at once.  An interrupted Event.wait() leaves the event as it was.
     try:
-        while worker.is_alive():
-            worker.join(0.1)
+        _wait(finished)
     except KeyboardInterrupt:
-        # "Interrupt kernel" in Jupyter lands here: stop the worker's work too, then re-raise.
-        started.wait()
+        # "Interrupt kernel" in Jupyter lands here: stop the worker's work too, wait until it has cleaned
+        # up, then re-raise.
+        _wait(started)
         if loop_box:
             _cancel_all_threadsafe(loop_box[0])
-        worker.join()
+        _wait(finished)
+        worker.join()  # only the thread's own exit is left
         raise
+    worker.join()
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def _wait(event: threading.Event) -> None:
+    # Short timeouts, so that an interrupt is noticed promptly wherever a blocking wait would not wake for
+    # it (Windows, or `_thread.interrupt_main()`, which sends no real signal).
+    while not event.wait(0.1):
+        pass
 
 
 def _cancel_all_threadsafe(loop: asyncio.AbstractEventLoop) -> None:
