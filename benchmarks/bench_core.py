@@ -12,7 +12,8 @@ The five measurements (see ``benchmarks/README.md``):
 
 1. uncontended ``await acquire()`` cost on a plain asyncio loop (best of several repeats);
 2. CPU per grant with thousands of parked waiters on a 1,000/s limiter;
-3. accuracy of a sliding-window log (600 requests at once, 100 per second), virtual and real time;
+3. accuracy of a sliding-window log (600 requests at once, 100 per second), measured at the callers, virtual
+   and real time;
 4. fairness: inverted pairs among waiters that arrived in a known order;
 5. virtual-time speed: an hour of seeded traffic through the combined ``Throttler``.
 
@@ -551,20 +552,39 @@ def bench_cpu_per_grant(sizes: Sizes) -> None:
 
 
 # ------------------------------------------------------------------------------------ 3. accuracy
-# All requests at once on "100 per 1 s".  The busiest 1-s window of grant timestamps must hold at most 100
-# (half-open windows: a grant at t0 has left once t0 + 1 <= t, the limiter's own convention), and the last
-# grant should come when the ideal schedule says: 100 at 0 s, 100 at 1 s, ... -> (n/100 - 1) s.
+# All requests at once on "100 per 1 s", measured where a user measures it: the moment each caller proceeds
+# (acquire returned to it), with one caller spending 4 ms of CPU right after its grant, as a caller parsing
+# a response would.  The busiest 1-s window of those moments must hold at most 100 (half-open windows: a
+# start at t0 has left once t0 + 1 <= t, the limiter's own convention), and the last caller should start
+# when the ideal schedule says: 100 at 0 s, 100 at 1 s, ... -> (n/100 - 1) s.
+
+
+def _busiest(stamps: list[float], window: float) -> int:
+    stamps = sorted(stamps)
+    best = first = 0
+    for last, t in enumerate(stamps):
+        while stamps[first] + window <= t:
+            first += 1
+        best = max(best, last - first + 1)
+    return best
 
 
 async def _burst(make: Callable[[], Any], n: int) -> tuple[int, float]:
     limiter = make()
     loop = asyncio.get_running_loop()
     start = loop.time()
-    with record() as trace:
-        await asyncio.gather(*(limiter.acquire() for _ in range(n)))
-    busiest = int(trace.max_in_window("granted", 1.0, source=limiter.name))
-    makespan = max(trace.times("granted", source=limiter.name)) - start
-    return busiest, makespan
+    started: list[float] = []
+
+    async def caller(i: int) -> None:
+        await limiter.acquire()
+        started.append(loop.time())
+        if i == 150:  # a caller that works a little right after its grant delays everyone behind it
+            end = time.perf_counter() + 0.004
+            while time.perf_counter() < end:
+                pass
+
+    await asyncio.gather(*(caller(i) for i in range(n)))
+    return _busiest(started, 1.0), max(started) - start
 
 
 def bench_accuracy(sizes: Sizes) -> None:
@@ -594,7 +614,7 @@ def bench_accuracy(sizes: Sizes) -> None:
                     target if ours else "- (naive)",
                     measured,
                     verdict(ok) if ours else "-",
-                    f"{n} requests at once; from grant timestamps",
+                    f"{n} requests at once; measured at the callers, one spending 4 ms of CPU",
                 )
             )
 

@@ -128,6 +128,32 @@ def test_a_429_pauses_the_whole_throttler_once() -> None:
     assert len(trace.of_kind("paused")) == 1
 
 
+def test_a_429_pauses_before_its_slot_goes_to_the_next_in_line() -> None:
+    # The others are already queued for the one slot when the 429 comes back (the server takes 0.5 s).
+    # Given back before the pause, the slot would go to the next waiter at once, straight into the wall.
+    sent: list[float] = []
+    answers = [429]
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        sent.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.5)
+        if answers:
+            answers.pop()
+            return httpx.Response(429, headers={"retry-after": "3"}, json={"error": {"type": "requests"}})
+        return httpx.Response(200, json={})
+
+    statuses, _ = post(
+        lambda: ThrottledTransport(
+            httpx.MockTransport(slow),
+            limiter=Throttler(max_concurrent=1),
+            retry=RetryPolicy(backoff=ExponentialBackoff(base=0.1, cap=1)),
+        ),
+        n=3,
+    )
+    assert statuses == [200, 200, 200]
+    assert sent == [0.0, 3.5, 4.0, 4.5]  # nothing between the 429 (at 0.5) and the pause's end (3.5)
+
+
 def test_tokens_are_estimated_then_reconciled_with_usage() -> None:
     async def main() -> tuple[float, float]:
         throttler = Throttler(tpm=6000, window=1)  # a 100-token bucket

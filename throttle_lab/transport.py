@@ -193,17 +193,19 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
                 ):
                     return await self._deliver(request, response, hold, body)
                 content = await _read_raw(response)
+                hint = parse_retry_after(response.headers)
+                if status == 429:
+                    # Pause (and drain) *before* giving the slot back: released first, the slot would go
+                    # to the next waiter at once, and it would be sent into the wall the 429 just found.
+                    self._on_rate_limited(loop.time(), hint, content)
+                elif self.client_throttle is not None:
+                    self.client_throttle.record(True)  # the backend answered; overload is not rejection
                 await hold.release()
             except BaseException as exc:
                 # A cancel is reported by handle_async_request (it may come while waiting, too).
                 await hold.release(None if isinstance(exc, asyncio.CancelledError) else _failed(exc))
                 raise
 
-            hint = parse_retry_after(response.headers)
-            if status == 429:
-                self._on_rate_limited(loop.time(), hint, content)
-            elif self.client_throttle is not None:
-                self.client_throttle.record(True)  # the backend answered; overload is not rejection
             final = _rebuild(response, content, request)
             delay = (
                 None
