@@ -73,12 +73,13 @@ def test_fail_open_proceeds_unthrottled_and_warns_once(
         for _ in range(3):
             reservation = await log.acquire()
             assert reservation.unthrottled and reservation.at is None
+            assert reservation.lateness is None  # no booking, so nothing to be late for
         return log
 
     with caplog.at_level(logging.WARNING, logger="throttle_lab.shared"), record() as trace:
         log = real(main())
     stats = log.statistics()
-    assert (stats.granted, stats.unthrottled, stats.rejected) == (3, 3, 0)
+    assert (stats.granted, stats.unthrottled, stats.rejected, stats.overdue) == (3, 3, 0, 0)
     grants = trace.of_kind("granted")
     assert len(grants) == 3 and all(e.detail["unthrottled"] for e in grants)
     assert "ConnectionError" in grants[0].detail["error"]

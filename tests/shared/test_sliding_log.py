@@ -1,4 +1,8 @@
-"""SharedSlidingWindowLog against a real Redis: exact windows, weights, FIFO, refunds, eviction, TTL."""
+"""SharedSlidingWindowLog against a real Redis: exact windows, weights, FIFO, refunds, eviction, TTL.
+
+Most tests book with ``margin=0`` to check the window arithmetic exactly in Redis time; the ``margin`` tests
+check that a booking then occupies ``window + margin`` (and ``test_real_loop`` what that buys at the callers).
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ def _starts(reservations: list[Reservation]) -> list[int]:
 
 def test_never_more_than_the_limit_in_any_window(redis_url: str, key: str) -> None:
     async def main() -> list[Reservation]:
-        log = SharedSlidingWindowLog(redis_url, key, max_requests=3, window_seconds=0.1)
+        log = SharedSlidingWindowLog(redis_url, key, max_requests=3, window_seconds=0.1, margin=0)
         out = await asyncio.gather(*(log.acquire() for _ in range(10)))
         await log.aclose()
         return list(out)
@@ -33,9 +37,25 @@ def test_never_more_than_the_limit_in_any_window(redis_url: str, key: str) -> No
     assert [b - a for a, b in zip(starts, starts[3:], strict=False)] == [WINDOW_US] * 7
 
 
+def test_a_margin_makes_each_booking_occupy_the_window_plus_the_margin(redis_url: str, key: str) -> None:
+    async def main() -> tuple[list[Reservation], SharedSlidingWindowLog]:
+        log = SharedSlidingWindowLog(redis_url, key, max_requests=3, window_seconds=0.1, margin=0.02)
+        out = await asyncio.gather(*(log.acquire() for _ in range(10)))
+        await log.aclose()
+        return list(out), log
+
+    bookings, log = real(main())
+    starts = _starts(bookings)
+    # A caller may start up to 20 ms after its booked start, so its entry leaves the log 120 ms after it,
+    # and no window of 100 ms can hold a late caller and one booked a window after it.
+    assert [b - a for a, b in zip(starts, starts[3:], strict=False)] == [WINDOW_US + 20_000] * 7
+    assert max_in_window([(at, 1) for at in starts], WINDOW_US + 20_000) == 3
+    assert log.statistics().margin == 0.02 and "3 per 0.1s margin=20ms" in repr(log)
+
+
 def test_weights_fill_the_window_exactly(redis_url: str, key: str) -> None:
     async def main() -> list[int]:
-        log = SharedSlidingWindowLog(redis_url, key, max_requests=10, window_seconds=0.1)
+        log = SharedSlidingWindowLog(redis_url, key, max_requests=10, window_seconds=0.1, margin=0)
         await log.peek()  # connect and load the script first
         starts = await in_order(log.acquire, [6, 5, 4, 1, 10])
         await log.aclose()
@@ -49,7 +69,7 @@ def test_weights_fill_the_window_exactly(redis_url: str, key: str) -> None:
 
 def test_fifo_a_light_request_does_not_overtake_a_heavy_one(redis_url: str, key: str) -> None:
     async def main() -> list[int]:
-        log = SharedSlidingWindowLog(redis_url, key, max_requests=10, window_seconds=0.1)
+        log = SharedSlidingWindowLog(redis_url, key, max_requests=10, window_seconds=0.1, margin=0)
         await log.peek()
         # The 1 would fit beside the 9 at once -- but the 8 arrived before it.
         starts = await in_order(log.acquire, [9, 8, 1])
@@ -62,7 +82,7 @@ def test_fifo_a_light_request_does_not_overtake_a_heavy_one(redis_url: str, key:
 
 def test_refund_takes_the_booking_out_of_the_log(redis_url: str, key: str) -> None:
     async def main() -> tuple[list[int], SharedSlidingWindowLog]:
-        log = SharedSlidingWindowLog(redis_url, key, max_requests=2, window_seconds=0.1)
+        log = SharedSlidingWindowLog(redis_url, key, max_requests=2, window_seconds=0.1, margin=0)
         a, b = await asyncio.gather(log.acquire(), log.acquire())  # now
         victim = asyncio.ensure_future(log.acquire())  # when a leaves the window
         await asyncio.sleep(0.005)
@@ -89,7 +109,7 @@ def test_refund_takes_the_booking_out_of_the_log(redis_url: str, key: str) -> No
 
 def test_expired_bookings_are_dropped_and_the_key_expires(redis_url: str, key: str) -> None:
     async def main() -> None:
-        log = SharedSlidingWindowLog(redis_url, key, max_requests=200, window_seconds=0.3)
+        log = SharedSlidingWindowLog(redis_url, key, max_requests=200, window_seconds=0.3, margin=0)
         (name,) = log.redis_keys()
         client = aioredis.Redis.from_url(redis_url)
         await asyncio.gather(*(log.peek() for _ in range(150)))  # connect first: then booking is quick
@@ -109,7 +129,7 @@ def test_expired_bookings_are_dropped_and_the_key_expires(redis_url: str, key: s
 
 def test_try_acquire_and_peek(redis_url: str, key: str) -> None:
     async def main() -> None:
-        log = SharedSlidingWindowLog(redis_url, key, max_requests=2, window_seconds=0.2)
+        log = SharedSlidingWindowLog(redis_url, key, max_requests=2, window_seconds=0.2, margin=0)
         assert await log.try_acquire(2)
         assert await log.try_acquire() is None
         assert 0.1 < await log.peek() <= 0.2
@@ -137,6 +157,8 @@ def test_oversize_and_statistics(key: str) -> None:
         ({"max_requests": float("inf")}, "max_requests"),
         ({"window_seconds": 0}, "window_seconds"),
         ({"window_seconds": float("nan")}, "window_seconds"),
+        ({"margin": -1}, "margin"),
+        ({"margin": float("inf")}, "margin"),
     ],
 )
 def test_invalid_configuration_names_the_argument(kwargs: dict[str, float], argument: str) -> None:

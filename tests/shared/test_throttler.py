@@ -1,4 +1,8 @@
-"""SharedThrottler against a real Redis: RPM and TPM booked together, all or nothing, in arrival order."""
+"""SharedThrottler against a real Redis: RPM and TPM booked together, all or nothing, in arrival order.
+
+Tests of exact booked starts use ``margin=0`` (the arithmetic in Redis time); the ``margin`` test checks
+what a margin changes, and ``test_real_loop`` what it buys at the callers.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from .helpers import gcra_violations, in_order, real
 def test_tokens_bind_and_later_requests_keep_their_place(redis_url: str, key: str) -> None:
     async def main() -> list[int]:
         # 100 requests/s bursting 10; 100 tokens/s bursting 10.
-        throttler = SharedThrottler(redis_url, key, rpm=6000, tpm=6000, window=0.1)
+        throttler = SharedThrottler(redis_url, key, rpm=6000, tpm=6000, window=0.1, margin=0)
         await throttler.peek()
         starts = await in_order(throttler.acquire, [10, 10, 0, 0])
         await throttler.aclose()
@@ -31,7 +35,8 @@ def test_tokens_bind_and_later_requests_keep_their_place(redis_url: str, key: st
 
 def test_requests_bind_when_tokens_are_plenty(redis_url: str, key: str) -> None:
     async def main() -> list[int]:
-        throttler = SharedThrottler(redis_url, key, rpm=1200, tpm=1_000_000, window=0.05)  # 1 per 50 ms
+        # one per 50 ms
+        throttler = SharedThrottler(redis_url, key, rpm=1200, tpm=1_000_000, window=0.05, margin=0)
         await throttler.peek()
         starts = await in_order(throttler.acquire, [5, 5, 5, 5])
         await throttler.aclose()
@@ -39,6 +44,25 @@ def test_requests_bind_when_tokens_are_plenty(redis_url: str, key: str) -> None:
 
     starts = real(main())
     assert [b - a for a, b in itertools.pairwise(starts)] == [50_000] * 3
+
+
+def test_a_margin_spaces_both_buckets_from_the_latest_start(redis_url: str, key: str) -> None:
+    async def main() -> tuple[list[int], list[int]]:
+        # A budget of one request per 50 ms, tokens plenty: requests bind.
+        requests = SharedThrottler(redis_url, key + "-r", rpm=1200, tpm=10**9, window=0.05, margin=0.01)
+        # 100 tokens/s with a capacity of 10, requests plenty: tokens bind.
+        tokens = SharedThrottler(redis_url, key + "-t", rpm=10**6, tpm=6000, window=0.1, margin=0.01)
+        await requests.peek()
+        await tokens.peek()
+        by_requests = await in_order(requests.acquire, [1, 1, 1])
+        by_tokens = await in_order(tokens.acquire, [10, 10])
+        await requests.aclose()
+        await tokens.aclose()
+        return by_requests, by_tokens
+
+    by_requests, by_tokens = real(main())
+    assert [b - a for a, b in itertools.pairwise(by_requests)] == [60_000, 60_000]  # 50 ms + the margin
+    assert by_tokens[1] - by_tokens[0] == 110_000  # 10 tokens refill in 100 ms, counted from +10 ms
 
 
 def test_both_limits_hold_for_a_random_weighted_batch(redis_url: str, key: str) -> None:
@@ -91,7 +115,7 @@ def test_oversize_tokens_fail_at_once(key: str) -> None:
 
 def test_cancelled_latest_booking_is_undone_both_halves(redis_url: str, key: str) -> None:
     async def main() -> tuple[int, int, int]:
-        throttler = SharedThrottler(redis_url, key, rpm=6000, tpm=6000, window=0.1)
+        throttler = SharedThrottler(redis_url, key, rpm=6000, tpm=6000, window=0.1, margin=0)
         first = await throttler.acquire(10)
         victim = asyncio.ensure_future(throttler.acquire(10))  # first + 100 ms
         await asyncio.sleep(0.01)
@@ -111,7 +135,7 @@ def test_cancelled_latest_booking_is_undone_both_halves(redis_url: str, key: str
 
 def test_statistics_and_repr(redis_url: str, key: str) -> None:
     async def main() -> SharedThrottler:
-        throttler = SharedThrottler(redis_url, key, rpm=600, tpm=60_000, window=1, name="openai")
+        throttler = SharedThrottler(redis_url, key, rpm=600, tpm=60_000, window=1, name="openai", margin=0)
         async with throttler.slot(100) as reservation:
             assert reservation.weight == 100
         await throttler.aclose()
@@ -139,6 +163,8 @@ def test_statistics_and_repr(redis_url: str, key: str) -> None:
         ({"tpm": -5}, "tpm"),
         ({"rpm": 60, "window": 0}, "window"),
         ({"rpm": 60, "window": float("inf")}, "window"),
+        ({"rpm": 60, "margin": -0.5}, "margin"),
+        ({"rpm": 60, "margin": float("nan")}, "margin"),
     ],
 )
 def test_invalid_configuration_names_the_argument(kwargs: dict[str, float], argument: str) -> None:

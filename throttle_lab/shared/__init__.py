@@ -26,14 +26,24 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._base import OnError, Reservation, SharedLimiter, SharedLimiterStatistics, SharedLimitUnavailable
+    from ._base import (
+        DEFAULT_MARGIN,
+        OnError,
+        RedisClock,
+        Reservation,
+        SharedLimiter,
+        SharedLimiterStatistics,
+        SharedLimitUnavailable,
+    )
     from .gcra import SharedGCRA, SharedGCRAStatistics
     from .sliding_log import SharedSlidingWindowLog, SharedSlidingWindowLogStatistics
     from .throttler import SharedThrottler, SharedThrottlerStatistics
 
 # name -> the submodule defining it (imported on first access: see the module docstring)
 _HOME = {
+    "DEFAULT_MARGIN": "_base",
     "OnError": "_base",
+    "RedisClock": "_base",
     "Reservation": "_base",
     "SharedLimitUnavailable": "_base",
     "SharedLimiter": "_base",
@@ -47,7 +57,9 @@ _HOME = {
 }
 
 __all__ = [
+    "DEFAULT_MARGIN",
     "OnError",
+    "RedisClock",
     "Reservation",
     "SharedGCRA",
     "SharedGCRAStatistics",

@@ -7,11 +7,48 @@ limit.  A shared limiter keeps the state in Redis and decides there, in one atom
     worker 2 ──┼──────────────────────────────> │ TIME -> now              │
     worker 3 ──┘   <── {wait: 0.35 s, at: ...}  │ book the slot, store it  │  (one script, atomic)
         │                                       └──────────────────────────┘
-        └─ asyncio.sleep(0.35) on its own loop, then go
+        └─ sleep until `at` on its own loop's clock, then go
 
 The script *books* the slot and answers how long to wait, so nobody polls: one round trip per request,
 and requests are served in the order they reached Redis.  Redis's clock decides; a worker's own clock only
-measures the relative wait, so hosts whose clocks disagree still share one timeline.
+has to find that instant on its own timeline, so hosts whose clocks disagree still share one timeline.
+
+Where the promise is kept: at the callers.  A limit is kept when callers *proceed* (when ``acquire``
+returns), not when Redis books them, and a caller never proceeds exactly at its booked start::
+
+    Redis books   a ─────────────────────── a + window      (exact, on Redis's clock)
+    caller runs     a + 0.4 ms               a + window + 0 ms
+                    (the reply's trip back,  (woke on time)
+                     a busy loop, its
+                     neighbours' CPU work)
+
+Two bookings exactly one window apart can start *less* than a window apart at the callers, and the window
+between them then holds one too many.  (Four processes of fifty callers on a 20-per-second log: 23-24 in
+one second of the callers' clocks, with the bookings exact.)  So every booking leaves a **margin**
+(seconds; default :data:`DEFAULT_MARGIN`): the script counts each booking as though its caller might start
+anywhere from its booked start to ``margin`` later, checking it at the earliest instant and passing on
+only what is left at the latest.  As long as no caller proceeds more than ``margin`` after its booked
+start, the limit holds at the callers exactly.  What it costs, per algorithm, is in each class's docstring
+(a sliding log: ``margin / (window + margin)`` of its throughput; a GCRA: ``rate x margin`` of its burst).
+
+Two things keep callers inside the margin.  A caller sleeps until its booked start *as placed on its own
+clock* (see :class:`RedisClock`: every round trip brackets where Redis's clock sits on the loop's, and the
+caller wakes at the bracket's latest end -- never early, and after one quick round trip only a fraction of
+a millisecond late), instead of "wait seconds from when the reply arrived", which made it late by however
+long the reply took, differently for every caller.  And a limiter keeps few round trips in flight (see
+``_MAX_CONNECTIONS``), so a caller granted at once is not kept waiting for its reply behind a whole burst.
+
+A caller later than the margin.  Each grant measures how late its caller proceeded (an upper bound):
+``Reservation.lateness``, the ``late`` detail of ``granted`` events, and ``statistics().overdue`` (grants
+later than the margin; their events say ``overdue: True``).  The callers that proceed within their margin
+keep the limit exactly, so a window (a span) at the callers can hold more than the limit only by the
+weight of overdue callers in it, never more.  ``overdue`` above zero says the margin is too small for the
+load: a caller that burns CPU right after ``acquire`` makes everyone behind it in its process late, and so
+does a machine with more busy processes than cores.  Raise the margin to cover it.
+
+Why a margin, when the in-process limiters are exact?  They can stamp a grant at the instant its caller
+resumes and compute the next grant from that.  A shared booking cannot be moved: by the time its caller
+resumes, other workers have booked after it, computed from where it was.
 
 Faults.  When Redis cannot be reached (down, restarting, a timeout), ``on_error`` decides:
 
@@ -58,7 +95,9 @@ from ..limiters._base import LimiterStatistics, check_positive
 from .scripts import LuaScript
 
 __all__ = [
+    "DEFAULT_MARGIN",
     "OnError",
+    "RedisClock",
     "Reservation",
     "SharedLimitUnavailable",
     "SharedLimiter",
@@ -80,13 +119,42 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-# Connections per limiter and event loop (its own client's pool); more callers wait for a free one.
-_MAX_CONNECTIONS = 50
+# What ends a clock check quietly (it is best effort): an outage, or any error Redis answers.
+_CHECK_ERRORS: tuple[type[BaseException], ...] = (*_UNAVAILABLE, redis_errors.RedisError)
+
+
+# Connections per limiter and event loop (its own client's pool); more callers wait for a free one, in
+# order.  Few on purpose: with fifty in flight, all fifty commands are written before the loop reads the
+# first reply, so a caller granted at once by the first script proceeds only after the whole burst was sent
+# (30 ms for fifty, here) -- later than any margin.  With eight, replies come back in step with the sends
+# (the first after 2-4 ms) and a burst costs a quarter of the CPU (measured in benchmarks/README.md).
+_MAX_CONNECTIONS = 8
 
 # A client's own pool running out of connections is not an outage: raise that as it is.
 _NOT_AN_OUTAGE: tuple[type[BaseException], ...] = tuple(
     error for error in (getattr(redis_errors, "MaxConnectionsError", None),) if error is not None
 )
+
+#: Seconds each booking leaves for its caller to proceed late.  Measured on this project's 2-core machine,
+#: busy with other work: four worker processes of fifty callers at once, no margin, nine runs -- callers
+#: proceeded at most 16 ms after their booked starts (p99.9 8-16 ms; the latest are the ones granted at
+#: once in the opening burst, whose replies wait behind the others').  Saturating both cores (four
+#: processes of 1,000 callers at 2,000/s, benchmarks/bench_shared.py) gives p99 12-25 ms: a few grants
+#: overdue, which the limiters count.  Callers that burn CPU after acquire need more: see the docstring.
+DEFAULT_MARGIN = 0.020
+
+# How fast two hosts' clocks may drift apart (500 ppm: the fastest NTP slews a clock).  On one host Redis's
+# clock and the loop's tick together (Linux slews both alike); across hosts this keeps an old round trip from
+# placing Redis's clock too early on ours.
+_DRIFT = 500e-6
+
+# A clock bracket narrower than this share of the margin (or than _FINE s) is not worth a look at Redis's
+# clock before waking: its width is lateness the caller pays.
+_FINE_SHARE = 0.1
+_FINE = 0.000_25  # a quiet loopback round trip takes ~0.1-0.3 ms
+# At most one clock check per this many seconds (a loaded machine makes checks slow, and slow checks do
+# not narrow the bracket: don't let each sleeper send another).
+_CHECK_EVERY = 0.02
 
 
 class SharedLimitUnavailable(RuntimeError):
@@ -104,6 +172,8 @@ class Reservation:
             worker's bookings share this clock, so these are the timestamps to check a limit against.
         booked_at_us: Redis time when the script ran (``None`` when unthrottled).
         unthrottled: granted without Redis (``on_error="fail_open"`` during an outage).
+        lateness: how long after its booked start this caller proceeded, at most (seconds, on its loop's
+            clock; ``None`` when unthrottled).  Above the limiter's ``margin`` the caller is *overdue*.
     """
 
     weight: float
@@ -111,6 +181,7 @@ class Reservation:
     at_us: int | None
     booked_at_us: int | None
     unthrottled: bool = False
+    lateness: float | None = None
 
     @property
     def at(self) -> float | None:
@@ -137,6 +208,11 @@ class SharedLimiterStatistics(LimiterStatistics):
         refunded: cancelled bookings Redis gave back.
         not_refunded: cancelled bookings it could not give back (someone booked after them, or Redis was
             down).
+        margin: seconds each booking leaves for its caller to proceed late.
+        overdue: grants whose caller proceeded later than ``margin`` after its booked start (as far as this
+            process can tell: it counts every one that might have been).  Each can add its weight to a
+            window it lands in; anything above 0 says the margin is too small for this load.
+        max_lateness: the latest any caller here proceeded after its booked start, seconds (at most).
     """
 
     key: str
@@ -148,6 +224,63 @@ class SharedLimiterStatistics(LimiterStatistics):
     unthrottled: int
     refunded: int
     not_refunded: int
+    margin: float
+    overdue: int
+    max_lateness: float
+
+
+class RedisClock:
+    """Where Redis's clock sits on this event loop's clock, bracketed by round trips.
+
+    The script reads Redis's clock (``now``) at some instant between sending the request (loop time
+    ``sent``) and reading the reply (``received``), so ``loop time = Redis time + offset`` for an offset in
+    ``[sent - now, received - now]``.  The offset is the same for every round trip (two clocks ticking at
+    one rate), so each round trip narrows the bracket; one quick round trip pins it to within its length::
+
+        round trip 1   [──────── offset somewhere in here ────────]      (a slow reply: 4 ms)
+        round trip 2                [── here ──]                        (a quick one: 0.1 ms)
+        bracket                     [──────────]                        both are true: the overlap
+
+    A caller sleeps until its booked start placed at the bracket's **high** end: never before the true
+    instant, and late only by the bracket's width.  "Wait seconds from the reply" instead places it at
+    the high end of *its own* round trip -- late by however long that reply took, different for every
+    caller.  The **low** end bounds how late a caller really was (``lateness``).
+
+    Clocks drift (across hosts) or jump (Redis's ``TIME`` is its wall clock; an operator or NTP may step
+    it).  The bracket widens by ``_DRIFT`` per second of age, so an old quick round trip never claims more
+    than it can know, and a round trip that contradicts the bracket (no overlap: the clock jumped) starts
+    it afresh from that round trip alone.
+    """
+
+    __slots__ = ("_high", "_low")
+
+    def __init__(self) -> None:
+        # The bracket at loop time t is [_low - _DRIFT * t, _high + _DRIFT * t]: widening at the drift
+        # rate, stored without t so that intersecting two brackets is one max and one min.
+        self._low = -math.inf
+        self._high = math.inf
+
+    def observe(self, sent: float, received: float, redis_now_us: int) -> None:
+        """Narrow the bracket with one round trip: sent and received on the loop's clock, Redis's ``now``."""
+        redis_now = redis_now_us / 1e6
+        low = sent - redis_now + _DRIFT * sent
+        high = received - redis_now - _DRIFT * received
+        if max(low, self._low) - _DRIFT * received > min(high, self._high) + _DRIFT * received:
+            self._low, self._high = low, high  # contradicts what we knew: the clock jumped
+        else:
+            self._low, self._high = max(low, self._low), min(high, self._high)
+
+    def latest(self, redis_us: int, now: float) -> float:
+        """The latest loop time that Redis instant ``redis_us`` can be (asked at loop time ``now``)."""
+        return redis_us / 1e6 + self._high + _DRIFT * now
+
+    def earliest(self, redis_us: int, now: float) -> float:
+        """The earliest loop time that Redis instant ``redis_us`` can be (asked at loop time ``now``)."""
+        return redis_us / 1e6 + self._low - _DRIFT * now
+
+    def width(self, now: float) -> float:
+        """How precisely the offset is known right now, seconds (``inf`` before the first round trip)."""
+        return self._high - self._low + 2 * _DRIFT * now
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +325,8 @@ class SharedLimiter(ABC):
         prefix: the first part of every Redis key this limiter writes.
         timeout: seconds to wait for Redis (connect and reply) before counting it unreachable.
         recheck: seconds after a failure during which calls apply ``on_error`` without trying Redis.
+        margin: seconds each booking leaves for its caller to proceed late (see the module docstring);
+            0 keeps the bookings exact in Redis but not at the callers.  Every worker must use the same.
     """
 
     #: What the ``granted`` events' level detail is called ("tokens", "booked", ...).
@@ -209,6 +344,7 @@ class SharedLimiter(ABC):
         prefix: str = "throttle_lab",
         timeout: float = 2.0,
         recheck: float = 1.0,
+        margin: float = DEFAULT_MARGIN,
     ) -> None:
         if isinstance(redis, str):
             if not redis.startswith(("redis://", "rediss://", "unix://")):
@@ -230,12 +366,15 @@ class SharedLimiter(ABC):
         check_positive("timeout", timeout)
         if isinstance(recheck, bool) or not isinstance(recheck, int | float) or not 0 <= recheck < math.inf:
             raise ValueError(f"recheck must be a non-negative number of seconds, got {recheck!r}")
+        if isinstance(margin, bool) or not isinstance(margin, int | float) or not 0 <= margin < math.inf:
+            raise ValueError(f"margin must be a non-negative number of seconds, got {margin!r}")
         self.key = key
         self.prefix = prefix
         self.name = name if name is not None else type(self).__name__
         self.on_error: OnError = on_error
         self.timeout = float(timeout)
         self.recheck = float(recheck)
+        self.margin = float(margin)
         self._ids = f"{secrets.token_hex(4)}-"  # request ids unique across workers
         self._next_id = 0
         # loop-bound things, made afresh on each new event loop (see _bind)
@@ -244,6 +383,9 @@ class SharedLimiter(ABC):
         self._load_lock: asyncio.Lock | None = None
         self._refunds: set[asyncio.Task[None]] = set()
         self._loaded: set[str] = set()
+        self._clock = RedisClock()
+        self._check: asyncio.Task[None] | None = None  # the clock check in flight (see _sleep_until)
+        self._checked_at = -math.inf
         self._down_until = -math.inf
         self._outage = False
         self._last_error: BaseException | None = None
@@ -262,6 +404,8 @@ class SharedLimiter(ABC):
         self._unthrottled = 0
         self._refunded = 0
         self._not_refunded = 0
+        self._overdue = 0
+        self._max_lateness = 0.0
         self._levels: dict[str, float] = {}  # from the latest reply
         self._levels_at: float | None = None  # loop time of that reply
 
@@ -291,9 +435,17 @@ class SharedLimiter(ABC):
     def _describe(self) -> str:
         """The limit's numbers, for ``repr``."""
 
+    @property
+    def margin_us(self) -> int:
+        """The margin in whole microseconds (rounded up: never less than asked)."""
+        return math.ceil(self.margin * 1e6)
+
     # ------------------------------------------------------------------ public surface
     async def acquire(self, weight: float = 1) -> Reservation:
         """Book ``weight`` units in Redis and sleep until the booked slot; return the :class:`Reservation`.
+
+        The sleep ends at the booked start placed on this loop's clock (never before it; see
+        :class:`RedisClock`), not ``wait`` seconds after the reply arrived.
 
         Raises ``ValueError`` at once (no round trip) if ``weight`` is not positive or exceeds
         :attr:`max_weight`, and :class:`SharedLimitUnavailable` if Redis cannot be reached and
@@ -321,7 +473,7 @@ class SharedLimiter(ABC):
             if is_recording():
                 emit(loop.time(), Kind.QUEUED, self.name, request, weight, {"wait": wait, "at": at_us / 1e6})
             try:
-                await asyncio.sleep(wait)
+                await self._sleep_until(at_us)
             except asyncio.CancelledError:
                 self._n_waiting -= 1
                 self._cancelled += 1
@@ -334,12 +486,14 @@ class SharedLimiter(ABC):
             self._queued += 1
         now = loop.time()
         waited = now - start
+        lateness = self._lateness(at_us, now)
         self._granted += 1
         self._total_waited += waited
         self._max_waited = max(self._max_waited, waited)
         if is_recording():
-            emit(now, Kind.GRANTED, self.name, request, weight, self._grant_detail(waited, at_us, decision))
-        return Reservation(weight, waited, at_us, decision.now_us)
+            detail = self._grant_detail(waited, at_us, decision, lateness)
+            emit(now, Kind.GRANTED, self.name, request, weight, detail)
+        return Reservation(weight, waited, at_us, decision.now_us, lateness=lateness)
 
     async def try_acquire(self, weight: float = 1) -> Reservation | None:
         """Book ``weight`` only if it can start right now; never sleeps.
@@ -358,17 +512,12 @@ class SharedLimiter(ABC):
         if not decision.booked:
             return None
         now = loop.time()
+        lateness = self._lateness(decision.now_us, now)
         self._granted += 1
         if is_recording():
-            emit(
-                now,
-                Kind.GRANTED,
-                self.name,
-                request,
-                weight,
-                self._grant_detail(0.0, decision.now_us, decision),
-            )
-        return Reservation(weight, now - start, decision.now_us, decision.now_us)
+            detail = self._grant_detail(0.0, decision.now_us, decision, lateness)
+            emit(now, Kind.GRANTED, self.name, request, weight, detail)
+        return Reservation(weight, now - start, decision.now_us, decision.now_us, lateness=lateness)
 
     @asynccontextmanager
     async def slot(self, weight: float = 1) -> AsyncIterator[Reservation]:
@@ -402,6 +551,10 @@ class SharedLimiter(ABC):
     async def aclose(self) -> None:
         """Wait for background refunds, then close the Redis client if this limiter made it."""
         await self.wait_refunds()
+        if self._check is not None:
+            self._check.cancel()
+            await asyncio.gather(self._check, return_exceptions=True)
+            self._check = None
         if self._client is not None and self._given is None:
             client, self._client = self._client, None
             await client.aclose()
@@ -446,6 +599,9 @@ class SharedLimiter(ABC):
             "unthrottled": self._unthrottled,
             "refunded": self._refunded,
             "not_refunded": self._not_refunded,
+            "margin": self.margin,
+            "overdue": self._overdue,
+            "max_lateness": self._max_lateness,
         }
 
     def _key(self, suffix: str) -> str:
@@ -472,8 +628,80 @@ class SharedLimiter(ABC):
             "waiting for it would never end. Split the request or raise the limit."
         )
 
-    def _grant_detail(self, waited: float, at_us: int, decision: _Decision) -> dict[str, Any]:
-        return {"waited": waited, "at": at_us / 1e6, **decision.levels}
+    def _grant_detail(
+        self, waited: float, at_us: int, decision: _Decision, lateness: float
+    ) -> dict[str, Any]:
+        detail = {"waited": waited, "at": at_us / 1e6, "late": lateness, **decision.levels}
+        if lateness > self.margin:
+            detail["overdue"] = True
+        return detail
+
+    async def _sleep_until(self, at_us: int) -> None:
+        """Sleep until Redis instant ``at_us`` has certainly come on this loop's clock.
+
+        Not ``wait`` seconds from the reply: the reply took a while to arrive, and how long differs from
+        caller to caller.  The latest the instant can be is where the clock bracket says.  A bracket made
+        of slow round trips (a burst: fifty callers at once, all their replies queued) or grown old
+        (``_DRIFT``) is wide, and waking at its latest end would make this caller late by its width.  So a
+        sleeper whose bracket is wide wakes first at the *earliest* the instant can be, looks at Redis's
+        clock once more (one bare ``TIME`` round trip, shared by every sleeper waking then: the burst is
+        long over and it takes a fraction of a millisecond), and sleeps out the remainder of the narrowed
+        bracket.  It waits for that look no longer than the wide bracket's latest end: never later than
+        without it.
+        """
+        loop = self._loop
+        assert loop is not None
+        now = loop.time()
+        earliest = self._clock.earliest(at_us, now)
+        if earliest > now and self._clock.width(earliest) > self._fine_enough:
+            await asyncio.sleep(earliest - now)
+            check = self._check_clock()
+            if check is not None:
+                deadline = self._clock.latest(at_us, loop.time())
+                # asyncio.wait, not wait_for: a sleeper that gives up (or is cancelled) leaves the shared
+                # check running for the others.
+                await asyncio.wait({check}, timeout=max(0.0, deadline - loop.time()))
+        now = loop.time()
+        latest = self._clock.latest(at_us, now)
+        if latest > now:
+            await asyncio.sleep(latest - now)
+
+    @property
+    def _fine_enough(self) -> float:
+        """A clock bracket this narrow is not worth a look at Redis's clock (seconds)."""
+        return max(_FINE, _FINE_SHARE * self.margin)
+
+    def _check_clock(self) -> asyncio.Task[None] | None:
+        """The clock check in flight, or a new one; ``None`` if one ran moments ago (see ``_CHECK_EVERY``)."""
+        assert self._loop is not None
+        if self._check is None and self._loop.time() - self._checked_at >= _CHECK_EVERY:
+            self._checked_at = self._loop.time()
+            self._check = self._loop.create_task(self._time_round_trip())
+        return self._check
+
+    async def _time_round_trip(self) -> None:
+        """One bare ``TIME`` round trip into the clock bracket.  Best effort: an error just ends it (the
+        next booking meets the same error and applies the fault policy)."""
+        loop = self._loop
+        assert loop is not None
+        try:
+            sent = loop.time()
+            seconds, micros = await self._client_now().time()
+            self._clock.observe(sent, loop.time(), int(seconds) * 1_000_000 + int(micros))
+        except _CHECK_ERRORS:
+            pass
+        finally:
+            self._check = None
+
+    def _lateness(self, at_us: int, now: float) -> float:
+        """How long after booked start ``at_us`` a caller proceeding at loop time ``now`` is, at most; count
+        it overdue if that is more than the margin.  (At most: the bracket's low end is the earliest the
+        booked start can have been on our clock.)"""
+        lateness = max(0.0, now - self._clock.earliest(at_us, now))
+        self._max_lateness = max(self._max_lateness, lateness)
+        if lateness > self.margin:
+            self._overdue += 1
+        return lateness
 
     @staticmethod
     def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -495,6 +723,9 @@ class SharedLimiter(ABC):
             self._client = None
             self._load_lock = asyncio.Lock()
             self._refunds = set()
+            self._clock = RedisClock()  # another loop, another clock
+            self._check = None
+            self._checked_at = -math.inf
             self._down_until = -math.inf
         return loop
 
@@ -503,8 +734,8 @@ class SharedLimiter(ABC):
             return self._given
         if self._client is None:
             assert self._url is not None
-            # A blocking pool: a thousand callers at once wait their turn for one of a few dozen
-            # connections, rather than failing with "Too many connections".
+            # A blocking pool: a thousand callers at once wait their turn for one of a few connections,
+            # rather than failing with "Too many connections".
             pool = aioredis.BlockingConnectionPool.from_url(
                 self._url,
                 max_connections=_MAX_CONNECTIONS,
@@ -553,6 +784,7 @@ class SharedLimiter(ABC):
             self._outage = False
             logger.warning("%s: Redis at %s is reachable again", self.name, self._where())
         decision = self._read(reply, weight)
+        self._clock.observe(started, finished, decision.now_us)  # the script read its clock in between
         self._levels = decision.levels
         self._levels_at = finished
         return decision

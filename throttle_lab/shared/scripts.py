@@ -7,6 +7,9 @@ cannot interleave with another worker's request -- that is the whole trick.  Eac
   timeline (their own clocks are only used to sleep for the relative wait the script answers);
 * *books* the caller's slot and answers how long to wait (a reservation), instead of answering "not yet"
   and making the caller poll: one round trip per request, and order is arrival order at Redis;
+* leaves each booking a **margin**: its caller may proceed anywhere from the booked start to ``margin``
+  later (the reply travels, loops wake late), so a booking is checked against the limit at its earliest
+  instant and passes on to later bookings only what is left at its latest (see ``_base``'s docstring);
 * keeps times as microseconds of Redis time.  Lua numbers are doubles, exact for whole numbers up to 2**53
   (about 285 years of microseconds), and state is stored as ``%.17g`` text, which reads back bit for bit
   (Lua's own ``tostring`` keeps only 14 digits and would round a timestamp to 100 µs);
@@ -61,32 +64,42 @@ GCRA_RESERVE = LuaScript(
     _CLOCK
     + """
 -- GCRA: the state is one number, the TAT (theoretical arrival time): when the next unit is due on the ideal
--- timeline.  A request of `weight` may start once TAT + weight*interval - tolerance <= now, and books
--- TAT = max(TAT, now) + weight*interval.
+-- timeline.  A request of `weight` may start at start = TAT + weight*interval - tolerance (or now, if
+-- that has passed), and books TAT = max(TAT, now) + weight*interval.
+--
+-- With a margin, its caller may really start as late as start + margin: the TAT then goes on from there,
+-- TAT = max(TAT, start + margin) + weight*interval.  Checked at its earliest, passing on what is left at its
+-- latest, every set of callers keeps to the bucket's bound (burst + rate*T in any span T) wherever in their
+-- margins they start.  Nothing changes while the TAT is ahead of start + margin (a backlog): the rate is
+-- kept whenever tolerance >= interval + margin, and only the burst shrinks, by margin/interval.
 --
 -- KEYS[1]  the TAT, µs of Redis time, as text (missing or in the past: the full burst is available)
 -- ARGV[1]  interval: µs per unit (1e6 / rate)
 -- ARGV[2]  tolerance: how far ahead of the ideal timeline requests may run, µs (burst * interval)
 -- ARGV[3]  weight
 -- ARGV[4]  'reserve' (always book, answer the wait), 'try' (book only if no wait) or 'peek' (never book)
--- returns  {booked 1/0, wait µs (rounded up), now µs, TAT after (text), units available after (text)}
+-- ARGV[5]  margin, µs
+-- returns  {booked 1/0, wait µs (rounded up), now µs, TAT after (text), units available after (text),
+--           TAT before (text: what a refund puts back)}
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local weight = tonumber(ARGV[3])
 local mode = ARGV[4]
+local margin = tonumber(ARGV[5])
 local stored = redis.call('GET', KEYS[1])
 local tat = now
 if stored then tat = math.max(tonumber(stored), now) end
-local booked_tat = tat + weight * interval
-local wait = math.max(0, math.ceil(booked_tat - tolerance - now))
-local booked = 0
+-- The TAT follows the ideal timeline unrounded (no drift); only the wait is rounded, up (never early).
+local start = math.max(now, tat + weight * interval - tolerance)
+local wait = math.ceil(start - now)
+local booked, after = 0, tat
 if mode == 'reserve' or (mode == 'try' and wait == 0) then
   booked = 1
-  tat = booked_tat
+  after = math.max(tat, start + margin) + weight * interval
   -- Once the TAT is in the past the key means "full burst", exactly like no key: let it expire then.
-  redis.call('SET', KEYS[1], num(tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+  redis.call('SET', KEYS[1], num(after), 'PX', math.ceil((after - now) / 1000) + 1)
 end
-return {booked, wait, now, num(tat), num((tolerance - (tat - now)) / interval)}
+return {booked, wait, now, num(after), num((tolerance - (after - now)) / interval), num(tat)}
 """,
 )
 
@@ -99,11 +112,11 @@ GCRA_REFUND = LuaScript(
 -- burst.  Then the slot is simply lost: a gap in the schedule, never an excess.
 --
 -- KEYS[1]  the TAT
--- ARGV[1]  the TAT our booking left (text, exactly as returned);  ARGV[2]  what it added (µs)
+-- ARGV[1]  the TAT our booking left (text, exactly as returned);  ARGV[2]  the TAT before it (text)
 -- returns  1 if refunded, 0 if not
 local stored = redis.call('GET', KEYS[1])
 if stored ~= ARGV[1] then return 0 end
-local tat = tonumber(stored) - tonumber(ARGV[2])
+local tat = tonumber(ARGV[2])
 if tat <= now then
   redis.call('DEL', KEYS[1])
 else
@@ -131,8 +144,12 @@ SLIDING_LOG_RESERVE = LuaScript(
 -- time `at` must fit with everything starting in (at - window, at]; bookings are made in arrival order, so
 -- nothing starts after `at` and the sum of that span is `total - (prefix sum at the window's edge)`.
 --
+-- The window here is the one to *book* with: the limit's window plus the margin.  A caller may start
+-- anywhere in [at, at + margin], so a booking must have left for good before one that is booked a window
+-- later starts on time: it occupies the log for window + margin.
+--
 -- KEYS[1]  the log (see above)
--- ARGV[1]  window, µs (whole)    ARGV[2]  limit    ARGV[3]  weight    ARGV[4]  mode (as GCRA)
+-- ARGV[1]  window + margin, µs (whole)    ARGV[2]  limit    ARGV[3]  weight    ARGV[4]  mode (as GCRA)
 -- ARGV[5]  an id unique to this request (members must differ)
 -- returns  {booked 1/0, wait µs, now µs, member booked (or ''), units in the log after (text)}
 local log = KEYS[1]
@@ -215,18 +232,20 @@ THROTTLER_RESERVE = LuaScript(
     + """
 -- Requests per minute and tokens per minute, booked together or not at all: two GCRAs in one hash, and
 -- the request starts when the later of the two lets it (and never before the previous booking: FIFO).
+-- Each GCRA leaves the margin exactly as GCRA_RESERVE does: its TAT goes on from `at + margin`.
 --
 -- KEYS[1]  a hash: 'rpm', 'tpm' (the two TATs, µs), 'last' (the latest booked start, µs), 'seq' (bookings
 --          so far), and 'rpm0', 'tpm0', 'last0': the three as they were before the latest booking, so a
 --          refund can undo exactly that booking
 -- ARGV[1], ARGV[2]  requests: µs per request (0: no RPM limit), tolerance µs
 -- ARGV[3], ARGV[4]  tokens: µs per token (0: no TPM limit), tolerance µs
--- ARGV[5]  tokens of this request    ARGV[6]  mode (as GCRA)
+-- ARGV[5]  tokens of this request    ARGV[6]  mode (as GCRA)    ARGV[7]  margin, µs
 -- returns  {booked 1/0, wait µs, now µs, seq (text), requests available (text), tokens available (text)}
 local r_int, r_tol = tonumber(ARGV[1]), tonumber(ARGV[2])
 local t_int, t_tol = tonumber(ARGV[3]), tonumber(ARGV[4])
 local tokens = tonumber(ARGV[5])
 local mode = ARGV[6]
+local margin = tonumber(ARGV[7])
 local state = redis.call('HMGET', KEYS[1], 'rpm', 'tpm', 'last', 'seq')
 local function due(x) if x then return math.max(tonumber(x), now) end return now end
 local r_tat, t_tat, last = due(state[1]), due(state[2]), due(state[3])
@@ -244,8 +263,8 @@ if mode == 'reserve' or (mode == 'try' and wait == 0) then
   booked = 1
   seq = seq + 1
   local r0, t0 = r_tat, t_tat
-  if r_int > 0 then r_tat = math.max(r_tat, at) + r_int end
-  if t_int > 0 and tokens > 0 then t_tat = math.max(t_tat, at) + tokens * t_int end
+  if r_int > 0 then r_tat = math.max(r_tat, at + margin) + r_int end
+  if t_int > 0 and tokens > 0 then t_tat = math.max(t_tat, at + margin) + tokens * t_int end
   redis.call('HSET', KEYS[1], 'rpm', num(r_tat), 'tpm', num(t_tat), 'last', num(at),
              'rpm0', num(r0), 'tpm0', num(t0), 'last0', num(last), 'seq', string.format('%d', seq))
   redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(r_tat, t_tat, at) - now) / 1000) + 1)

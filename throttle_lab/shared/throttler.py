@@ -11,12 +11,23 @@ while it waits for tokens, or the other way round); here both are decided by **o
                                           'last0'); TTL: until both timestamps and 'last' have passed
 
     script: start = max(last, when RPM allows one more, when TPM allows `tokens` more)
-            book both at `start`;  answer start - now
+            book both at `start` (each TAT goes on from start + margin);  answer start - now
 
 Each limit behaves like :class:`throttle_lab.Throttler`'s buckets: a per-minute limit may burst up to
 ``limit × window / 60`` (``window=60``: a fresh minute's whole budget at once; the server's own window, e.g.
 1 s, to never burst above what it tolerates).  Requests start in arrival order: a big TPM request at the
 head is not overtaken by small ones behind it.
+
+The promise, at the callers, per budget: in any span of T seconds, **at most** ``capacity + rate·T``
+requests and ``capacity + rate·T`` tokens proceed (each budget's own capacity ``limit × window / 60`` and
+rate ``limit / 60``), counted when ``acquire`` returns in every worker -- as long as no caller proceeds more
+than ``margin`` after its booked start.  Each bucket leaves the margin as
+:class:`~throttle_lab.shared.SharedGCRA` does (its TAT goes on from the latest its caller may start), so
+the costs are the same: each budget's burst shrinks by ``rate × margin`` (500 RPM with the default 20 ms:
+0.17 of a request; 200,000 TPM: 67 tokens), which costs no throughput while the capacity is at least one
+request (or the largest request's tokens) more than that; a budget of one request (``rpm × window / 60
+<= 1``) spaces back-to-back requests ``60/rpm + margin`` apart.  A caller later than the margin is counted
+in ``statistics().overdue``.
 
 Cancellation: a caller cancelled while sleeping undoes its booking -- both halves -- only if nobody booked
 after it (the hash's ``seq`` is still its own); otherwise the slot is lost, never exceeded.
@@ -30,7 +41,7 @@ knows::
 
 >>> throttler = SharedThrottler("redis://127.0.0.1:6379", "key-1", rpm=500, tpm=200_000, window=1)
 >>> throttler  # doctest: +ELLIPSIS
-<SharedThrottler 'SharedThrottler' key='key-1' rpm=500 tpm=200000 window=1s waiting=0 granted=0 ...>
+<SharedThrottler 'SharedThrottler' key='key-1' rpm=500 tpm=200000 window=1s margin=20ms waiting=0 ...>
 """
 
 from __future__ import annotations
@@ -40,7 +51,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..limiters._base import check_positive
-from ._base import OnError, Reservation, SharedLimiter, SharedLimiterStatistics, _arg, _Decision, _text
+from ._base import (
+    DEFAULT_MARGIN,
+    OnError,
+    Reservation,
+    SharedLimiter,
+    SharedLimiterStatistics,
+    _arg,
+    _Decision,
+    _text,
+)
 from .scripts import THROTTLER_REFUND, THROTTLER_RESERVE
 
 if TYPE_CHECKING:
@@ -69,6 +89,8 @@ class SharedThrottler(SharedLimiter):
         tpm: tokens per minute (None: no TPM limit).  At least one of the two.
         window: the span, in seconds, over which the per-minute limits may burst: each holds
             ``limit × window / 60`` (the requests one at least 1).
+        margin: seconds each booking leaves for its caller to proceed late (default
+            :data:`~throttle_lab.shared.DEFAULT_MARGIN`; see the module docstring).
         name, on_error, prefix, timeout, recheck: see :class:`~throttle_lab.shared.SharedLimiter`.
 
     ``acquire(tokens)`` larger than the TPM budget can ever hold (``tpm × window / 60``) raises
@@ -94,6 +116,7 @@ class SharedThrottler(SharedLimiter):
         prefix: str = "throttle_lab",
         timeout: float = 2.0,
         recheck: float = 1.0,
+        margin: float = DEFAULT_MARGIN,
     ) -> None:
         if rpm is None and tpm is None:
             raise ValueError("give rpm=, tpm= or both")
@@ -102,7 +125,14 @@ class SharedThrottler(SharedLimiter):
         self.window = check_positive("window", window)
         self._tokens_granted = 0.0
         super().__init__(
-            redis, key, name=name, on_error=on_error, prefix=prefix, timeout=timeout, recheck=recheck
+            redis,
+            key,
+            name=name,
+            on_error=on_error,
+            prefix=prefix,
+            timeout=timeout,
+            recheck=recheck,
+            margin=margin,
         )
 
     # ------------------------------------------------------------------ public surface
@@ -151,7 +181,7 @@ class SharedThrottler(SharedLimiter):
         )
 
     def _args(self, mode: str, weight: float, request_id: str) -> list[str]:
-        return [*(_arg(x) for x in self._limits()), _arg(weight), mode]
+        return [*(_arg(x) for x in self._limits()), _arg(weight), mode, str(self.margin_us)]
 
     def _read(self, reply: Sequence[Any], weight: float) -> _Decision:
         booked, wait, now, seq, requests_left, tokens_left = reply
@@ -172,6 +202,7 @@ class SharedThrottler(SharedLimiter):
         if self.tpm is not None:
             parts.append(f"tpm={self.tpm:g}")
         parts.append(f"window={self.window:g}s")
+        parts.append(f"margin={self.margin * 1e3:g}ms")
         return " ".join(parts)
 
     def statistics(self) -> SharedThrottlerStatistics:
