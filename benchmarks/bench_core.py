@@ -49,7 +49,7 @@ from throttle_lab import (
     record,
     run,
 )
-from throttle_lab.naive import DequeSlidingWindow, PollingTokenBucket
+from throttle_lab.lab.naive import DequeSlidingWindow, PollingTokenBucket
 
 try:
     import aiolimiter

@@ -16,7 +16,7 @@ import statistics
 import time
 
 from mock_server import ServerConfig
-from throttle_lab.experiments import Workload, simulate
+from throttle_lab.lab.experiments import Workload, simulate
 
 
 def measure(

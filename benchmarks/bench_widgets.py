@@ -32,9 +32,9 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
-from throttle_lab import plots
-from throttle_lab.experiments import Workload, simulate
-from throttle_lab.widgets import Lab, render_png
+from throttle_lab.lab import plots
+from throttle_lab.lab.experiments import Workload, simulate
+from throttle_lab.lab.widgets import Lab, render_png
 
 TARGET_MS = 300.0
 REQUESTS = 200

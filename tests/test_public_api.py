@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
+import pathlib
 import pkgutil
 import subprocess
 import sys
@@ -17,10 +19,11 @@ def test_all_is_complete_and_importable() -> None:
     for name in exported:
         assert hasattr(throttle_lab, name), name
     # Every public class or function defined in a core module is exported from the package.
-    core = ["runtime", "events", "trace", "throttler", "retry_after", "backoff", "adaptive"]
+    core = ["core.runtime", "core.events", "core.trace", "core.throttler"]
+    core += ["client.retry_after", "client.backoff", "client.adaptive"]
     core += [
-        f"limiters.{m.name}"
-        for m in pkgutil.iter_modules(throttle_lab.limiters.__path__)
+        f"core.limiters.{m.name}"
+        for m in pkgutil.iter_modules(throttle_lab.core.limiters.__path__)
         if not m.name.startswith("_")
     ]
     for module_name in core:
@@ -33,10 +36,55 @@ def test_all_is_complete_and_importable() -> None:
 
 def test_core_imports_no_plotting_widgets_or_server() -> None:
     code = (
-        "import sys, throttle_lab, throttle_lab.naive\n"
+        "import sys, throttle_lab, throttle_lab.lab.naive\n"
         "heavy = ('matplotlib', 'ipywidgets', 'pandas', 'mock_server', 'redis')\n"
         "bad = [m for m in heavy if m in sys.modules]\n"
         "print(','.join(bad))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == ""
+
+
+def test_the_layers_import_only_downwards() -> None:
+    # core <- client <- shared <- lab: a module may import its own layer and the ones before it, never after.
+    order = {"core": 0, "client": 1, "shared": 2, "lab": 3}
+    root = pathlib.Path(throttle_lab.__file__).parent
+    for path in root.rglob("*.py"):
+        parts = path.relative_to(root).parts
+        if len(parts) < 2 or parts[0] not in order:
+            continue
+        layer = order[parts[0]]
+        package = ".".join(("throttle_lab", *parts[:-1]))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    target = ".".join([*base, *([node.module] if node.module else [])])
+                else:
+                    target = node.module or ""
+                bits = target.split(".")
+                if bits[0] == "throttle_lab" and len(bits) > 1 and bits[1] in order:
+                    assert order[bits[1]] <= layer, f"{path.relative_to(root)} imports {target}"
+
+
+def test_the_0_1_import_paths_still_work_and_say_where_things_went() -> None:
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('always')\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    import throttle_lab.experiments as old\n"
+        "    from throttle_lab.limiters.gcra import GCRA\n"
+        "    from throttle_lab import plots\n"
+        "import throttle_lab, throttle_lab.lab.experiments as new\n"
+        "assert old is new and GCRA is throttle_lab.GCRA and plots.__name__ == 'throttle_lab.lab.plots'\n"
+        "assert old.__spec__.name == 'throttle_lab.lab.experiments'\n"
+        "print(sorted({str(w.message).split()[0] for w in caught if w.category is DeprecationWarning}))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    moved = [
+        "throttle_lab.experiments",
+        "throttle_lab.limiters",
+        "throttle_lab.limiters.gcra",
+        "throttle_lab.plots",
+    ]
+    assert result.stdout.strip() == repr(moved)

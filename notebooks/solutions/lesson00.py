@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from throttle_lab.exercises import lesson00
+from throttle_lab.lab.exercises import lesson00
 
 
 async def ask_all(delays: list[float]) -> list[str]:

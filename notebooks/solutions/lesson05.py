@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from throttle_lab import Throttler, estimate_request_tokens, parse_retry_after
-from throttle_lab.experiments import WorkItem
+from throttle_lab.lab.experiments import WorkItem
 
 
 async def send(throttler: Throttler, client: httpx.AsyncClient, item: WorkItem) -> dict[str, Any]:

@@ -12,7 +12,7 @@ burst would send a whole minute's worth at once into a ten-second bucket.
 from __future__ import annotations
 
 from throttle_lab import Throttler
-from throttle_lab.exercises import lesson08
+from throttle_lab.lab.exercises import lesson08
 
 
 def factory(key: str) -> Throttler:

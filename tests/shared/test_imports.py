@@ -19,7 +19,7 @@ def _python(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_core_does_not_import_redis() -> None:
-    result = _python("import sys, throttle_lab, throttle_lab.experiments; print('redis' in sys.modules)")
+    result = _python("import sys, throttle_lab, throttle_lab.lab.experiments; print('redis' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
@@ -28,7 +28,7 @@ def test_without_the_redis_package() -> None:
     # sys.modules[name] = None makes `import name` fail, as if the package were not installed.
     result = _python(
         "import sys; sys.modules['redis'] = None\n"
-        "import throttle_lab.shared.server, throttle_lab.shared.lesson  # no client library needed\n"
+        "import throttle_lab.shared.server, throttle_lab.lab.many_workers  # no client library needed\n"
         "try:\n"
         "    from throttle_lab.shared import SharedGCRA\n"
         "except ImportError as exc:\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from throttle_lab.shared.lesson import MockServer, check_split, run_workers
+from throttle_lab.lab.many_workers import MockServer, check_split, run_workers
 from throttle_lab.shared.server import RedisServer
 
 

@@ -90,8 +90,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "throttle_lab's shared limiters need the redis package: pip install 'throttle-lab[redis]'"
     ) from exc
 
-from ..events import Kind, current_request, emit, is_recording
-from ..limiters._base import LimiterStatistics, check_positive
+from ..core.events import Kind, current_request, emit, is_recording
+from ..core.limiters._base import LimiterStatistics, check_positive
 from .scripts import LuaScript
 
 __all__ = [

@@ -58,7 +58,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..limiters._base import check_positive, resolve_rate
+from ..core.limiters._base import check_positive, resolve_rate
 from ._base import DEFAULT_MARGIN, OnError, SharedLimiter, SharedLimiterStatistics, _arg, _Decision, _text
 from .scripts import GCRA_REFUND, GCRA_RESERVE
 

@@ -55,7 +55,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..limiters._base import check_positive
+from ..core.limiters._base import check_positive
 from ._base import DEFAULT_MARGIN, OnError, SharedLimiter, SharedLimiterStatistics, _arg, _Decision, _text
 from .scripts import SLIDING_LOG_REFUND, SLIDING_LOG_RESERVE
 

@@ -50,7 +50,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..limiters._base import check_positive
+from ..core.limiters._base import check_positive
 from ._base import (
     DEFAULT_MARGIN,
     OnError,

@@ -1,0 +1,139 @@
+"""Lesson 00: the reference ``ask_all`` passes; one-by-one, out-of-order, nested-loop and other slips fail."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from throttle_lab.lab.exercises import lesson00
+from throttle_lab.lab.grading import Report
+
+SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson00.py"
+
+
+def load_solution() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("solution_lesson00", SOLUTION)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def results(report: Report) -> dict[str, bool]:
+    return {r.name: r.passed for r in report.results}
+
+
+def failed_hints(report: Report) -> str:
+    return " ".join(r.hint for r in report.results if not r.passed)
+
+
+# -- deliberately wrong answers ------------------------------------------------------------------------
+async def one_by_one(delays: list[float]) -> list[str]:
+    return [await lesson00.pretend_call(d) for d in delays]
+
+
+async def in_finishing_order(delays: list[float]) -> list[str]:
+    return [await f for f in asyncio.as_completed([lesson00.pretend_call(d) for d in delays])]
+
+
+async def nested_run(delays: list[float]) -> list[str]:
+    coroutine = one_by_one(delays)
+    try:
+        return asyncio.run(coroutine)
+    finally:
+        coroutine.close()  # never started: close it here rather than leave a warning for a later test
+
+
+def not_async(delays: list[float]) -> list[str]:
+    return [f"answer after {d:g} s" for d in delays]
+
+
+async def fakes_the_calls(delays: list[float]) -> list[str]:
+    await asyncio.sleep(max(delays))
+    return [f"answer after {d:g} s" for d in delays]
+
+
+async def never_returns(delays: list[float]) -> list[str]:
+    await asyncio.Event().wait()
+    return []
+
+
+async def stub(delays: list[float]) -> list[str]:
+    raise NotImplementedError
+
+
+# -- tests ---------------------------------------------------------------------------------------------
+def test_reference_solution_passes() -> None:
+    report = lesson00.check(load_solution().ask_all)
+    assert report.passed, str(report)
+    assert "3/3 checks passed" in str(report)
+    assert "3600 s" in str(report)  # the hour-long case took an hour of virtual time, not the sum
+
+
+def test_one_by_one_takes_the_sum() -> None:
+    report = lesson00.check(one_by_one)
+    assert not report.passed
+    assert results(report) == {
+        "answers in the order of `delays`": True,
+        "every question asked exactly once": True,
+        "all at once: as long as the slowest call, not the sum": False,
+    }
+    assert "took 6 s" in str(report) and "the sum" in str(report)
+    assert "asyncio.gather" in failed_hints(report)
+
+
+def test_answers_in_finishing_order_fail_the_order_check() -> None:
+    report = lesson00.check(in_finishing_order)
+    assert results(report)["answers in the order of `delays`"] is False
+    assert results(report)["all at once: as long as the slowest call, not the sum"] is True
+    assert "as_completed" in failed_hints(report)
+
+
+def test_asyncio_run_inside_is_explained() -> None:
+    report = lesson00.check(nested_run)
+    assert not report.passed
+    assert "cannot be called from a running event loop" in str(report)
+    assert "instead of calling asyncio.run" in failed_hints(report)
+
+
+def test_a_plain_function_is_told_to_use_async_def() -> None:
+    report = lesson00.check(not_async)
+    assert not report.passed
+    assert "async def" in failed_hints(report)
+
+
+def test_skipping_the_calls_is_caught() -> None:
+    report = lesson00.check(fakes_the_calls)
+    assert results(report)["every question asked exactly once"] is False
+    assert "0 calls for 3 delays" in str(report)
+
+
+def test_a_coroutine_that_never_returns_is_reported_not_hung() -> None:
+    report = lesson00.check(never_returns)
+    assert not report.passed
+    assert "not finished" in str(report)
+
+
+def test_stub_and_none_are_not_attempted() -> None:
+    for answer in (stub, None):
+        report = lesson00.check(answer)
+        assert not report.attempted and not report.passed
+        assert "not attempted yet" in str(report)
+
+
+def test_check_works_where_a_loop_is_already_running() -> None:
+    # In a notebook the check is called while the kernel's loop runs: run() must move to a worker thread.
+    async def from_a_running_loop() -> Report:
+        return lesson00.check(load_solution().ask_all)
+
+    assert asyncio.run(from_a_running_loop()).passed
+
+
+def test_watch_records_one_timeline_row_per_call() -> None:
+    watched = lesson00.watch(load_solution().ask_all, [3.0, 1.0, 2.0])
+    assert watched.elapsed == 3.0
+    assert watched.calls == 3
+    assert watched.trace.requests == ["call-1", "call-2", "call-3"]  # numbered afresh in every run
+    assert [round(e.t, 9) for e in watched.trace.of_kind("done")] == [1.0, 2.0, 3.0]

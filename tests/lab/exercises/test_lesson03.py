@@ -1,0 +1,184 @@
+"""Lesson 03: the reference bucket passes; polling, unfair, hanging and hard-coded buckets fail usefully."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections import deque
+from pathlib import Path
+from types import ModuleType
+
+from throttle_lab import TokenBucket
+from throttle_lab.lab.exercises import lesson03
+from throttle_lab.lab.grading import Report
+from throttle_lab.lab.naive import PollingTokenBucket
+
+SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson03.py"
+
+
+def load_solution() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("solution_lesson03", SOLUTION)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def results(report: Report) -> dict[str, bool]:
+    return {r.name: r.passed for r in report.results}
+
+
+class QueueBucket:
+    """A FIFO bucket with one timer and two knobs for classic mistakes (the defaults are correct)."""
+
+    def __init__(self, rate: float, capacity: float, *, lifo: bool = False, check_size: bool = True) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.lifo, self.check_size = lifo, check_size
+        self.tokens, self.last = float(capacity), 0.0
+        self.queue: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+
+    async def acquire(self, weight: float = 1) -> None:
+        if self.check_size and weight > self.capacity:
+            raise ValueError("too heavy")
+        loop = asyncio.get_running_loop()
+        self.refill(loop.time())
+        if not self.queue and self.tokens >= weight - 1e-9:
+            self.tokens -= weight
+            return
+        future: asyncio.Future[None] = loop.create_future()
+        self.queue.append((weight, future))
+        self.serve(loop)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.tokens += weight
+            self.serve(loop)
+            raise
+
+    def serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.refill(loop.time())
+        while self.queue:
+            weight, future = self.queue[-1] if self.lifo else self.queue[0]
+            if future.done():
+                self.queue.pop() if self.lifo else self.queue.popleft()
+                continue
+            if self.tokens < weight - 1e-9:
+                self.timer = loop.call_at(loop.time() + (weight - self.tokens) / self.rate, self.serve, loop)
+                return
+            self.queue.pop() if self.lifo else self.queue.popleft()
+            self.tokens -= weight
+            future.set_result(None)
+
+
+def test_the_reference_solution_passes() -> None:
+    report = lesson03.check(load_solution().MyBucket)
+    assert report.passed, str(report)
+    assert len(report.results) == 7
+    assert "keeps its promise" in str(report)
+
+
+def test_the_library_bucket_passes_and_a_correct_queue_bucket_too() -> None:
+    assert lesson03.check(TokenBucket).passed
+    assert lesson03.check(QueueBucket).passed
+
+
+def test_the_article_polling_bucket_fails_on_order_oversize_polling_and_cancellation() -> None:
+    report = lesson03.check(PollingTokenBucket)
+    result = results(report)
+    assert not report.passed
+    assert result["first come, first served"] is False
+    assert result["a request that can never fit fails fast"] is False
+    assert result["no polling"] is False
+    text = str(report)
+    assert "hung" in text and "raise ValueError" in text and "sleep-and-retry" in text
+    # The second setting is only tried once the first passes: no repeated failures.
+    assert not any(name.startswith("also right") for name in result)
+
+
+def test_a_bucket_that_serves_the_newest_waiter_first_is_unfair() -> None:
+    report = lesson03.check(lambda rate, capacity: QueueBucket(rate, capacity, lifo=True))
+    result = results(report)
+    assert result["first come, first served"] is False
+    assert result["never more than capacity + rate x T"] is True  # the rate itself is fine
+    assert "keep waiters in a queue" in str(report)
+
+
+def test_a_bucket_that_never_checks_the_size_hangs_on_an_oversize_request() -> None:
+    report = lesson03.check(lambda rate, capacity: QueueBucket(rate, capacity, check_size=False))
+    result = results(report)
+    failed = [name for name, passed in result.items() if not passed]
+    assert failed == ["a request that can never fit fails fast"]
+    assert "weight 5: hung" in str(report) and "a whole virtual hour" in str(report)
+
+
+def test_numbers_typed_into_the_class_are_caught_by_the_second_setting() -> None:
+    report = lesson03.check(lambda rate, capacity: QueueBucket(2.0, 4))
+    result = results(report)
+    assert report.passed is False
+    assert result["also right at rate=0.5/s, capacity=3"] is False
+    assert "self.rate and self.capacity" in str(report)
+
+
+def test_stubs_and_none_are_not_attempted_and_do_not_raise() -> None:
+    class InitStub:
+        def __init__(self, rate: float, capacity: float) -> None:
+            raise NotImplementedError
+
+    class AcquireStub:
+        def __init__(self, rate: float, capacity: float) -> None:
+            pass
+
+        async def acquire(self, weight: float = 1) -> None:
+            raise NotImplementedError
+
+    for candidate in (InitStub, AcquireStub, None):
+        report = lesson03.check(candidate)
+        assert report.attempted is False and report.passed is False
+        assert str(report).startswith("lesson03.check: not attempted yet")
+
+
+def test_a_wrong_signature_or_a_crash_is_reported_not_raised() -> None:
+    class NoCapacity:
+        def __init__(self, rate: float) -> None:
+            pass
+
+    report = lesson03.check(NoCapacity)
+    assert results(report) == {"runs": False}
+    assert "MyBucket(rate=..., capacity=...)" in str(report)
+
+    class Crashes:
+        def __init__(self, rate: float, capacity: float) -> None:
+            pass
+
+        async def acquire(self, weight: float = 1) -> None:
+            raise KeyError("oops")
+
+    report = lesson03.check(Crashes)
+    assert results(report) == {"runs": False} and "KeyError" in str(report)
+
+
+def test_check_works_where_an_event_loop_is_already_running() -> None:
+    # A notebook cell runs inside the kernel's event loop; the grader must still run.
+    async def inside_a_loop() -> Report:
+        return lesson03.check(load_solution().MyBucket)
+
+    assert asyncio.run(inside_a_loop()).passed
+
+
+def test_count_timers_polling_against_one_timer() -> None:
+    async def crowd(limiter: TokenBucket | PollingTokenBucket) -> int:
+        await asyncio.gather(*(limiter.acquire() for _ in range(100)))
+        return 100
+
+    _, polling = lesson03.count_timers(crowd(PollingTokenBucket(rate=10.0, capacity=1)))
+    _, ours = lesson03.count_timers(crowd(TokenBucket(rate=10.0, capacity=1)))
+    assert ours <= 100 < 20 * 100 < polling

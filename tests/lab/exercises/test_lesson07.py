@@ -1,0 +1,91 @@
+"""Lesson 07: the reference AIMD parameters pass; timid, sluggish and trigger-happy ones fail."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from throttle_lab.lab.exercises import lesson07
+from throttle_lab.lab.grading import Report
+
+SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson07.py"
+
+
+def load_solution() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("solution_lesson07", SOLUTION)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def results(report: Report) -> dict[str, bool]:
+    return {r.name: r.passed for r in report.results}
+
+
+def test_the_reference_solution_passes() -> None:
+    report = lesson07.check(load_solution().PARAMS)
+    assert report.passed, str(report)
+    assert "to get back to 90 %" in report.note
+
+
+def test_a_function_returning_the_parameters_is_accepted() -> None:
+    assert lesson07.check(lambda: load_solution().PARAMS).passed
+
+
+RECOVERY = "back to 90 % of 120/min within 16 s of the limit's return"
+
+
+def test_the_adaptive_designs_defaults_climb_back_too_slowly() -> None:
+    report = lesson07.check({"increase": 0.04, "decrease": 0.5, "cooldown": 2.0})
+    result = results(report)
+    assert result["at most 5 429s"] and not result[RECOVERY]
+    assert "a larger increase" in str(report)
+
+
+def test_gentle_cuts_and_a_long_cooldown_cost_many_429s() -> None:
+    report = lesson07.check({"increase": 0.16, "decrease": 0.9, "cooldown": 10.0})
+    assert results(report)["at most 5 429s"] is False
+    assert "cut harder" in str(report)
+
+
+def test_a_timid_climb_never_recovers() -> None:
+    report = lesson07.check({"increase": 0.01, "decrease": 0.3, "cooldown": 0.0})
+    assert results(report)["throughput at least 85% of the arrival rate"] is False
+    assert "never got back" in report.note
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"increase": 0.0, "decrease": 0.5, "cooldown": 1.0}, "increase must be > 0"),
+        ({"increase": 0.1, "decrease": 1.5, "cooldown": 1.0}, "decrease"),
+        ({"increase": 0.1}, "missing decrease, cooldown"),
+        ({"increase": "fast", "decrease": 0.5, "cooldown": 1.0}, "increase must be a number"),
+        ([0.1, 0.5, 1.0], "expected a dict"),
+    ],
+)
+def test_bad_parameters_are_reported_not_raised(params: object, says: str) -> None:
+    report = lesson07.check(params)  # type: ignore[arg-type]
+    assert not report.passed and says in str(report)
+
+
+def test_the_stub_is_not_attempted() -> None:
+    def stub() -> dict[str, float]:
+        raise NotImplementedError
+
+    for report in (lesson07.check(stub), lesson07.check(None)):
+        assert report.attempted is False and not report.passed
+        assert str(report).startswith("lesson07.check: not attempted yet")
+
+
+def test_recovery_time_reads_the_sawtooth() -> None:
+    _, aimd = lesson07.run_aimd(0.08, 0.3, 1.0)
+    back = lesson07.brownout().limit_schedule[-1][0]
+    recovered = lesson07.recovery_time(aimd, back)
+    assert recovered is not None and 0 < recovered < 30
+    assert lesson07.recovery_time(aimd, 10.0) == 0.0  # it starts at the ceiling
+    assert min(rate for _, rate in aimd.history) < 0.5  # the brownout pushed it below 30/min

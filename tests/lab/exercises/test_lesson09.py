@@ -1,0 +1,123 @@
+"""Lesson 09: the reference limiter passes both halves; polling, clock-aligned and spinning ones fail."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from throttle_lab import GCRA, FixedWindow, TokenBucket
+from throttle_lab.lab.exercises import lesson09
+from throttle_lab.lab.grading import Report
+from throttle_lab.lab.naive import DequeSlidingWindow, PollingTokenBucket
+
+SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson09.py"
+
+
+def load_solution() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("solution_lesson09", SOLUTION)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def results(report: Report) -> dict[str, bool]:
+    return {r.name: r.passed for r in report.results}
+
+
+def test_the_reference_solution_passes_alone_and_in_the_race() -> None:
+    report = lesson09.check(load_solution().MyLimiter, promise="window")
+    assert report.passed, str(report)
+    assert any(name.startswith("in the race: ") for name in results(report))
+
+
+def test_the_reference_solution_keeps_other_promises() -> None:
+    report = lesson09.check(load_solution().MyLimiter, promise={"max_requests": 3, "window_seconds": 2.0})
+    assert report.passed, str(report)
+
+
+def test_our_own_limiters_pass() -> None:
+    assert lesson09.check(TokenBucket, promise="bucket").passed
+    assert lesson09.check(lambda rate, capacity: GCRA(rate=rate, burst=capacity), promise="bucket").passed
+
+
+def test_a_clock_aligned_window_lets_a_double_burst_through() -> None:
+    report = lesson09.check(FixedWindow, promise="window")
+    result = results(report)
+    # The generic grader's burst just before a window ends shows it, and so does traffic trickling in.
+    assert result["alone: never more than 5 in any 5 s window"] is False
+    assert result["alone: the promise holds for traffic that trickles in"] is False
+    assert "resets on the clock" in str(report)
+    assert not any(name.startswith("in the race") for name in result)  # it never gets to race
+
+
+def test_the_polling_bucket_fails_alone() -> None:
+    report = lesson09.check(PollingTokenBucket, promise="bucket")
+    result = results(report)
+    assert result["alone: first come, first served"] is False
+    assert result["alone: no polling"] is False
+    assert result["alone: a request that can never fit fails fast"] is False
+    assert "Make it pass on its own first" in str(report)
+
+
+def test_the_deque_window_spins() -> None:
+    report = lesson09.check(DequeSlidingWindow, promise="window")
+    assert not report.passed and "t0 + window <= now" in str(report)
+
+
+def test_a_limiter_that_cannot_take_the_promise_is_reported() -> None:
+    report = lesson09.check(load_solution().MyLimiter, promise="bucket")
+    assert not report.passed and "MyLimiter(rate=..., capacity=...)" in str(report)
+
+
+def test_stubs_are_not_attempted() -> None:
+    class StubAcquire:
+        def __init__(self, rate: float, capacity: float) -> None:
+            pass
+
+        async def acquire(self, weight: float = 1) -> None:
+            raise NotImplementedError
+
+    class StubInit:
+        def __init__(self, rate: float, capacity: float) -> None:
+            raise NotImplementedError
+
+    for report in (lesson09.check(StubAcquire), lesson09.check(StubInit), lesson09.check(None)):
+        assert report.attempted is False and not report.passed
+        assert str(report).startswith("lesson09.check: not attempted yet")
+
+
+@pytest.mark.parametrize(
+    "promise",
+    [
+        "leaky",
+        {"rate": 1.0},
+        {"rate": 1.0, "capacity": 5, "window_seconds": 5},
+        {"rate": -1.0, "capacity": 5},
+        {"rate": 0.3333, "capacity": 5},
+    ],
+)
+def test_a_promise_the_server_cannot_enforce_is_a_usage_error(promise: object) -> None:
+    with pytest.raises(ValueError):
+        lesson09.check(TokenBucket, promise=promise)  # type: ignore[arg-type]
+
+
+def test_the_race_and_the_server_match_the_promise() -> None:
+    assert lesson09.server_for(lesson09.PROMISES["bucket"]).rpm == 60
+    assert lesson09.server_for(lesson09.PROMISES["window"]).window == 5.0
+    comparison = lesson09.race(TokenBucket, "bucket")
+    assert set(comparison.traces) == {"mine", "throttler"}
+    assert comparison.summaries["mine"].rate_limited == 0
+    assert lesson09.trickle_arrivals(5, 5.0)[:2] == [0.0, 4.5]
+
+
+def test_check_works_where_an_event_loop_is_running() -> None:
+    # A notebook cell runs inside the kernel's loop; the grader must not try to start a loop there.
+    async def in_a_cell() -> Report:
+        return lesson09.check(TokenBucket, promise="bucket")
+
+    assert asyncio.run(in_a_cell()).passed

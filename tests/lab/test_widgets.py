@@ -1,0 +1,134 @@
+"""Slider labs: the panels build, a slider move re-runs the experiment, and no figure is ever leaked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import ipywidgets
+import matplotlib
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.figure import Figure
+
+from throttle_lab import Trace
+from throttle_lab.lab.experiments import DESIGNS, Comparison
+from throttle_lab.lab.widgets import (
+    LAB_DEFAULTS,
+    RACE_DEFAULTS,
+    Lab,
+    RaceLab,
+    lab,
+    race_lab,
+    run_lab,
+    run_race,
+)
+
+matplotlib.use("Agg")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures() -> Iterator[None]:
+    plt.close("all")
+    yield
+    plt.close("all")
+
+
+def test_lab_builds_a_panel_of_controls_over_an_output() -> None:
+    panel = lab(requests=20)
+    assert isinstance(panel, Lab) and isinstance(panel, ipywidgets.VBox)
+    assert set(panel.controls) == set(LAB_DEFAULTS)
+    assert list(panel.controls["design"].options) == list(DESIGNS)
+    sliders = [
+        w for w in panel.controls.values() if isinstance(w, ipywidgets.IntSlider | ipywidgets.FloatSlider)
+    ]
+    assert len(sliders) >= 8
+    assert all(slider.continuous_update is False for slider in sliders)
+    assert isinstance(panel.output, ipywidgets.Output)
+    assert panel.output in panel.children
+    # interactive_output ran it once already.
+    assert isinstance(panel.trace, Trace) and panel.trace.meta["workload"]["requests"] == 20
+    assert isinstance(panel.figure, Figure)
+    assert panel.values["requests"] == 20
+
+
+def test_update_reruns_with_new_values_and_closes_the_old_figure() -> None:
+    panel = lab(requests=20)
+    first_trace, first_figure = panel.trace, panel.figure
+    assert first_figure is not None
+    trace, figure = panel.update(design="article", requests=30, server_rpm=30, server_window=10.0)
+    assert trace is panel.trace and figure is panel.figure
+    assert trace is not first_trace and figure is not first_figure
+    assert trace.meta["design"] == "article"
+    assert trace.meta["workload"]["requests"] == 30
+    assert trace.meta["server"]["rpm"] == 30 and trace.meta["server"]["window"] == 10.0
+    assert trace.count("429") > 0
+    assert not plt.fignum_exists(first_figure.number)
+    assert plt.get_fignums() == [figure.number]
+    # The controls were not moved; the next update starts from them again.
+    assert panel.values["design"] == "throttler"
+    for _ in range(3):
+        panel.update(requests=10)
+    assert len(plt.get_fignums()) == 1
+
+
+def test_moving_a_slider_reruns_through_interactive_output() -> None:
+    panel = lab(requests=20)
+    panel.controls["requests"].value = 35
+    assert panel.trace is not None and panel.trace.meta["workload"]["requests"] == 35
+    panel.controls["max_concurrent"].value = 2
+    assert panel.trace.meta["client"]["max_concurrent"] == 2
+    assert len(plt.get_fignums()) == 1
+
+
+def test_settings_the_library_refuses_are_reported_not_raised(capsys: pytest.CaptureFixture[str]) -> None:
+    panel = lab(requests=10)
+    panel.controls["server_window"].value = 1.0
+    panel.controls["server_rpm"].value = 10  # a bucket of 1/6 request
+    assert panel.error is not None and "must hold at least one" in panel.error
+    assert "must hold at least one" in capsys.readouterr().out
+    panel.controls["server_rpm"].value = 120
+    assert panel.error is None
+
+
+def test_unknown_settings_are_refused() -> None:
+    with pytest.raises(TypeError, match="unknown lab setting"):
+        lab(rpm=5)
+    with pytest.raises(TypeError, match="unknown lab setting"):
+        run_lab(colour="red")
+
+
+def test_run_lab_is_a_plain_function() -> None:
+    trace, figure = run_lab(design="semaphore", requests=15, max_concurrent=3, server_tpm=20_000, ttft=1.0)
+    assert trace.meta["design"] == "semaphore"
+    assert trace.meta["client"] == {"rpm": 60, "tpm": 20_000, "window": 60.0, "max_concurrent": 3}
+    assert trace.meta["server"]["tpm"] == 20_000
+    assert isinstance(figure, Figure) and "semaphore" in figure.get_suptitle()
+    again, _ = run_lab(design="semaphore", requests=15, max_concurrent=3, server_tpm=20_000, ttft=1.0)
+    assert again.rows() == trace.rows(), "virtual time: the same settings give the same run"
+
+
+def test_race_lab_compares_the_chosen_designs() -> None:
+    panel = race_lab(requests=10)
+    assert isinstance(panel, RaceLab) and isinstance(panel, ipywidgets.VBox)
+    assert set(panel.controls) == set(RACE_DEFAULTS)
+    assert isinstance(panel.controls["designs"], ipywidgets.SelectMultiple)
+    assert panel.comparison is not None and list(panel.comparison.traces) == ["article", "throttler"]
+    old = panel.figure
+    assert old is not None
+    comparison, figure = panel.update(designs=("unthrottled", "adaptive", "throttler"), server_rpm=20)
+    assert isinstance(comparison, Comparison)
+    assert list(comparison.traces) == ["unthrottled", "adaptive", "throttler"]
+    assert comparison.server.rpm == 20
+    assert not plt.fignum_exists(old.number) and plt.get_fignums() == [figure.number]
+    panel.controls["designs"].value = ("throttler",)
+    assert panel.comparison is not None and list(panel.comparison.traces) == ["throttler"]
+    panel.controls["designs"].value = ()
+    assert panel.error is not None and "at least one design" in panel.error
+
+
+def test_run_race_is_a_plain_function() -> None:
+    comparison, figure = run_race(designs=["article", "throttler"], requests=12, server_rpm=30)
+    assert comparison.summaries["throttler"].completed == 12
+    assert isinstance(figure, Figure)
+    with pytest.raises(ValueError):
+        run_race(designs=[])

@@ -1,0 +1,490 @@
+"""ThrottledTransport: throttling, retries and recording for any httpx client -- the openai SDK included.
+
+httpx sends every request through a *transport*.  Wrapping the real one adds behaviour without touching the
+code that makes the calls::
+
+    your code / openai SDK ──> httpx.AsyncClient ──> ThrottledTransport ──> real transport ──> server
+                                                        │ 1. wait for the limiter (tokens estimated)
+                                                        │ 2. send; 429/5xx? pause everyone, back off, retry
+                                                        │ 3. reconcile tokens with `usage`, release the slot
+                                                        └ every step is an Event
+
+>>> import httpx
+>>> from throttle_lab import Throttler, ThrottledTransport, RetryPolicy
+>>> transport = ThrottledTransport(
+...     httpx.AsyncHTTPTransport(),
+...     limiter=Throttler(max_concurrent=8, rpm=500, tpm=200_000),
+...     retry=RetryPolicy(max_attempts=4),
+... )
+>>> client = httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000")
+
+With the official SDK: ``AsyncOpenAI(base_url=..., api_key=..., http_client=client, max_retries=0)`` --
+let the transport retry (it pauses the whole throttler on a 429; the SDK's own retries would not).
+
+**Who closes what.**  httpx's transport contract: ``handle_async_request`` returns a response whose body the
+*caller* reads or closes.  ``client.get``/``client.post`` do it for you; ``async with client.stream(...)``
+does it when the block ends; ``client.send(request, stream=True)`` leaves it to you (``await
+response.aclose()``).  A concurrency slot is held while the request is in flight, body included::
+
+    ordinary answer            slot ──[ send ... read the whole body ]── released   (before you see it)
+    text/event-stream answer   slot ──[ send ... you read the stream  ]── released when its body ends,
+                                                                           breaks off, or you close it
+    any error or cancel        released on the spot: read errors, timeouts, a failed reconcile, retries
+
+A streamed response dropped without being closed keeps its slot until Python collects it.  Then a
+``ResourceWarning`` names the request (as asyncio warns of an unclosed transport) and the slot is given back
+on the response's event loop -- scheduled with ``loop.call_soon_threadsafe``, never released inside the
+finaliser itself, because a finaliser can run in any thread and in the middle of the limiter's own code.
+If that loop is closed already, nothing is left to give back (the limiter belonged to it).  Collection may
+come late or, in a reference cycle, much later: close your streams rather than rely on it.
+
+The request body is read into memory before the first attempt (``await request.aread()``, as httpx's own
+transports do for a body they may have to send again), so multipart uploads and generator bodies can be
+resent on a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import json
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from ..core.events import Kind, current_request, emit, request_scope
+from ..core.throttler import Permit, Throttler
+from .adaptive import AIMD, ClientSideThrottle
+from .retry import IDEMPOTENT_METHODS, RetryError, RetryPolicy
+from .retry_after import parse_retry_after
+from .tokens import estimate_request_tokens, max_tokens_of, request_body
+
+__all__ = ["Gate", "ThrottledTransport", "server_charge"]
+
+
+class Gate(Protocol):
+    """Anything with ``slot(weight)``: every throttle_lab limiter, the throttler, the naive designs."""
+
+    def slot(self, weight: float = ..., /) -> Any: ...
+
+
+def server_charge(
+    body: Mapping[str, Any], response: Mapping[str, Any], default_max_tokens: int
+) -> float | None:
+    """What the server charged against TPM: its count of the prompt plus the reply budget.
+
+    Providers check TPM at admission, before the reply exists, so they charge ``max_tokens`` and do not refund
+    the unused part; only the prompt estimate gets corrected.
+    """
+    usage = response.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    prompt = usage.get("prompt_tokens")
+    if not isinstance(prompt, int) or isinstance(prompt, bool) or prompt < 0:
+        return None
+    return prompt + max_tokens_of(body, default_max_tokens)
+
+
+class ThrottledTransport(httpx.AsyncBaseTransport):
+    """Wraps another httpx transport with a limiter, a retry policy and event recording.
+
+    Args:
+        transport: the transport that really sends (default: ``httpx.AsyncHTTPTransport()``); for the
+            in-process mock server, ``httpx.ASGITransport(app=create_app(...))``.
+        limiter: what each attempt waits for.  A :class:`~throttle_lab.Throttler` (or a shared one) is
+            charged the estimated tokens, and a ``Throttler`` is paused on 429s; other limiters are charged
+            one unit per attempt (``weight="tokens"`` charges them the tokens instead).
+        retry: the retry policy (``None``: answers are returned as they come, no retries).  Its
+            ``retry_non_idempotent`` and ``idempotency_key`` decide which requests are resent on a 5xx and
+            whether they carry an ``Idempotency-Key``.  Exceptions -- connection errors, timeouts -- are
+            raised, not retried (the openai SDK retries them; give it ``max_retries`` for that).
+        aimd: an :class:`~throttle_lab.AIMD` controller told about every success and 429 (wire its
+            ``on_change`` to ``throttler.set_limits`` to let it steer the rate).
+        client_throttle: a :class:`~throttle_lab.ClientSideThrottle`; requests it rejects fail locally with
+            a 429 that never reaches the server.
+        default_max_tokens: the reply budget assumed when a request names none (match the server's).
+        raise_on_give_up: when retries run out, raise :class:`~throttle_lab.RetryError` (carrying the last
+            response) instead of returning the last response.
+        name: the ``source`` of the events.
+
+    Resources, as in httpx's transport contract: the caller closes what it is handed.  An ordinary
+    answer is read here and its slot is back before the caller sees it; a ``text/event-stream`` answer
+    keeps its slot until its body ends, breaks off, or the caller closes it.  Errors and cancels
+    (``asyncio.timeout`` included) release on the spot and are reported as ``failed`` (with the error's
+    name) or ``cancelled``.  A stream garbage-collected unclosed raises a ``ResourceWarning`` and returns
+    its slot late, on its loop (see the module docstring).  ``aclose()`` closes the wrapped transport.
+    """
+
+    def __init__(
+        self,
+        transport: httpx.AsyncBaseTransport | None = None,
+        *,
+        limiter: Gate | None = None,
+        retry: RetryPolicy | None = None,
+        aimd: AIMD | None = None,
+        client_throttle: ClientSideThrottle | None = None,
+        weight: Literal["requests", "tokens"] = "requests",
+        default_max_tokens: int = 100,
+        raise_on_give_up: bool = False,
+        name: str = "client",
+    ) -> None:
+        if limiter is not None and not callable(getattr(limiter, "slot", None)):
+            raise ValueError(f"limiter must have a slot(weight) method, got {limiter!r}")
+        if weight not in ("requests", "tokens"):
+            raise ValueError(f"weight must be 'requests' or 'tokens', got {weight!r}")
+        self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self.limiter = limiter
+        self.retry = retry
+        self.aimd = aimd
+        self.client_throttle = client_throttle
+        self.weight = weight
+        self.default_max_tokens = default_max_tokens
+        self.raise_on_give_up = raise_on_give_up
+        self.name = name
+        self._ids = itertools.count(1)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request_id = request.headers.get("x-request-id") or f"{self.name}-{next(self._ids)}"
+        request.headers["x-request-id"] = request_id
+        with request_scope(request_id):
+            try:
+                return await self._handle(request)
+            except asyncio.CancelledError:
+                emit(asyncio.get_running_loop().time(), Kind.CANCELLED, self.name)
+                raise
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        loop = asyncio.get_running_loop()
+        # A streamed request body (a multipart upload, a generator) can be iterated once only; in memory it
+        # can be estimated and sent again on a retry.
+        await request.aread()
+        self._add_idempotency_key(request)
+        body = request_body(request.content) if request.method == "POST" else None
+        tokens = estimate_request_tokens(body, default_max_tokens=self.default_max_tokens) if body else 0
+        started = loop.time()
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.client_throttle is not None and self.client_throttle.should_reject():
+                emit(
+                    loop.time(), Kind.REJECTED, self.name, weight=tokens, detail={"reason": "client_throttle"}
+                )
+                return self._give_up(request, _local_rejection(request), attempt)
+            hold = _Hold(self.name)
+            await self._enter(hold, tokens)
+            emit(loop.time(), Kind.SENT, self.name, weight=tokens, detail={"attempt": attempt})
+            # From here until the hold is released or handed to a streamed body, every way out -- an error
+            # from the server's transport, a body that breaks off, a cancel, a bug in reconcile -- gives
+            # the slot back before it leaves.
+            try:
+                response = await self._inner.handle_async_request(request)
+                status = response.status_code
+                emit(loop.time(), Kind.RESPONSE, self.name, detail={"status": status, "attempt": attempt})
+                if status != 429 and not (
+                    self.retry is not None and self.retry.is_retryable(status, request.method)
+                ):
+                    return await self._deliver(request, response, hold, body)
+                content = await _read_raw(response)
+                hint = parse_retry_after(response.headers)
+                if status == 429:
+                    # Pause (and drain) *before* giving the slot back: released first, the slot would go
+                    # to the next waiter at once, and it would be sent into the wall the 429 just found.
+                    self._on_rate_limited(loop.time(), hint, content)
+                elif self.client_throttle is not None:
+                    self.client_throttle.record(True)  # the backend answered; overload is not rejection
+                await hold.release()
+            except BaseException as exc:
+                # A cancel is reported by handle_async_request (it may come while waiting, too).
+                await hold.release(None if isinstance(exc, asyncio.CancelledError) else _failed(exc))
+                raise
+
+            final = _rebuild(response, content, request)
+            delay = (
+                None
+                if self.retry is None
+                else self.retry.next_delay(
+                    attempt, status, hint, loop.time() - started, method=request.method
+                )
+            )
+            if delay is None:
+                return self._give_up(request, final, attempt)
+            emit(
+                loop.time(),
+                Kind.RETRY,
+                self.name,
+                detail={"delay": delay, "attempt": attempt, "status": status},
+            )
+            await asyncio.sleep(delay)
+
+    def _add_idempotency_key(self, request: httpx.Request) -> None:
+        """One key per request, set before the first attempt, so every retry resends the same one."""
+        header = self.retry.idempotency_header if self.retry is not None else None
+        if header is None or request.method.upper() in IDEMPOTENT_METHODS or header in request.headers:
+            return  # no key wanted, a method safe to repeat anyway, or the caller's own key (keep it)
+        request.headers[header] = str(uuid.uuid4())
+
+    async def _deliver(
+        self, request: httpx.Request, response: httpx.Response, hold: _Hold, body: Mapping[str, Any] | None
+    ) -> httpx.Response:
+        """The final answer: read it (or hand the hold to its stream) and settle the books."""
+        status = response.status_code
+        if self.client_throttle is not None:
+            self.client_throttle.record(True)
+        if 200 <= status < 300 and self.aimd is not None:
+            self.aimd.on_success(asyncio.get_running_loop().time())
+        outcome = Kind.DONE if status < 400 else Kind.FAILED
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            # Keep the slot until the stream is finished: the request is in flight until then.
+            return _rebuild_stream(response, request, hold, outcome)
+        content = await _read_raw(response)
+        if (
+            body is not None
+            and isinstance(hold.permit, Permit)
+            and not response.headers.get("content-encoding")
+        ):
+            self._reconcile(hold.permit, body, content)
+        await hold.release((outcome, {"status": status}))
+        return _rebuild(response, content, request)
+
+    async def _enter(self, hold: _Hold, tokens: float) -> None:
+        if self.limiter is None:
+            return
+        if getattr(self.limiter, "weighs_tokens", False):  # a throttler: its weight *is* the tokens
+            await hold.enter(self.limiter.slot(tokens))
+            return
+        units = tokens if self.weight == "tokens" and tokens > 0 else 1
+        await hold.enter(self.limiter.slot(units))
+
+    def _on_rate_limited(self, now: float, hint: float | None, content: bytes) -> None:
+        limit_type = None
+        try:
+            error = json.loads(content).get("error", {})
+            limit_type = error.get("type") if isinstance(error, dict) else None
+        except (ValueError, AttributeError):
+            pass
+        emit(now, Kind.RATE_LIMITED, self.name, detail={"status": 429, "hint": hint, "type": limit_type})
+        if self.aimd is not None:
+            self.aimd.on_rate_limited(now)
+        if self.client_throttle is not None:
+            self.client_throttle.record(False)
+        if (
+            hint is not None
+            and isinstance(self.limiter, Throttler)
+            and (self.retry is None or self.retry.pause_on_429)
+        ):
+            self.limiter.pause(hint)
+
+    def _reconcile(self, permit: Permit, body: Mapping[str, Any], content: bytes) -> None:
+        parsed = request_body(content)
+        if parsed is None:
+            return
+        charged = server_charge(body, parsed, self.default_max_tokens)
+        if charged is not None:
+            permit.reconcile(charged)
+
+    def _give_up(self, request: httpx.Request, response: httpx.Response, attempts: int) -> httpx.Response:
+        emit(
+            asyncio.get_running_loop().time(),
+            Kind.FAILED,
+            self.name,
+            detail={"status": response.status_code, "attempts": attempts},
+        )
+        if self.raise_on_give_up:
+            raise RetryError(
+                f"{request.method} {request.url} gave up after {attempts} attempt(s): "
+                f"HTTP {response.status_code}",
+                attempts=attempts,
+                last_response=response,
+            )
+        return response
+
+
+async def _raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body exactly as sent (still encoded), so the rebuilt response decodes it once, as usual.
+
+    A response built in memory with ``content=`` (``httpx.MockTransport``) has been read already; its
+    bytes are then the content itself.  A stream iterated once already (the openai SDK drains a finished
+    stream a second time) has nothing more to give, as with a real connection.
+    """
+    if response.is_stream_consumed:
+        try:
+            yield response.content
+        except httpx.ResponseNotRead:
+            return
+        return
+    async for chunk in response.aiter_raw():
+        yield chunk
+
+
+async def _read_raw(response: httpx.Response) -> bytes:
+    try:
+        return b"".join([chunk async for chunk in _raw_chunks(response)])
+    finally:
+        await response.aclose()
+
+
+def _rebuild(response: httpx.Response, content: bytes, request: httpx.Request) -> httpx.Response:
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        content=content,
+        request=request,
+        extensions=response.extensions,
+    )
+
+
+_Outcome = tuple[str, Mapping[str, Any] | None]
+"""An event to report once capacity is given back: its kind and detail."""
+
+
+def _failed(exc: BaseException) -> _Outcome:
+    return Kind.FAILED, {"error": type(exc).__name__}
+
+
+# Releases scheduled by finalisers: the loop keeps only weak references to its tasks, so without this set a
+# release could be garbage-collected half done.
+_SETTLING: set[asyncio.Task[None]] = set()
+
+
+class _Hold:
+    """One attempt's claim on the limiter, given back exactly once on whichever path the request ends.
+
+    Remembers the loop, the request id and the context of the request that took it, so the capacity can
+    be returned -- and the event attributed to the right request -- even from a stream closed elsewhere or
+    from a finaliser.
+    """
+
+    __slots__ = ("_context", "_gate", "_loop", "_request", "_source", "permit", "settled")
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        self._loop = asyncio.get_running_loop()
+        self._request: Hashable | None = current_request()
+        self._context = contextvars.copy_context()
+        self._gate = AsyncExitStack()
+        self.permit: Any = None
+        self.settled = False
+
+    async def enter(self, slot: AbstractAsyncContextManager[Any]) -> None:
+        self.permit = await self._gate.enter_async_context(slot)
+
+    async def release(self, outcome: _Outcome | None = None) -> None:
+        """Give the capacity back (a second call does nothing), then report ``outcome`` if given."""
+        if self.settled:
+            return
+        self.settled = True
+        with request_scope(self._request):
+            try:
+                await self._gate.aclose()
+            finally:
+                if outcome is not None:
+                    emit(self._loop.time(), outcome[0], self._source, detail=outcome[1])
+
+    def release_soon(self, outcome: _Outcome, first: Callable[[], Awaitable[None]]) -> bool:
+        """From a finaliser: schedule ``first()`` and then the release on the hold's loop; False if too late.
+
+        Nothing is released here and now: a finaliser may run in another thread, or in this one in the
+        middle of the limiter's own bookkeeping.  ``call_soon_threadsafe`` is safe in both (asyncio finalises
+        abandoned async generators the same way).
+        """
+        loop = self._loop
+        if self.settled or loop.is_closed():
+            return False
+
+        async def settle() -> None:
+            try:
+                await first()
+            finally:
+                await self.release(outcome)
+
+        def start() -> None:
+            task = loop.create_task(settle())
+            _SETTLING.add(task)
+            task.add_done_callback(_SETTLING.discard)
+
+        try:
+            loop.call_soon_threadsafe(start, context=self._context.copy())
+        except RuntimeError:  # the loop closed between the check and the call
+            return False
+        return True
+
+    @property
+    def request(self) -> Hashable | None:
+        return self._request
+
+
+class _ReleasingStream(httpx.AsyncByteStream):
+    """Passes a streamed body through and gives the hold back when the body ends, breaks off or is closed."""
+
+    def __init__(self, inner: httpx.Response, hold: _Hold, outcome: _Outcome) -> None:
+        self._inner = inner
+        self._hold = hold
+        self._outcome = outcome
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in _raw_chunks(self._inner):
+                yield chunk
+        except (Exception, asyncio.CancelledError) as exc:
+            # The body broke off, or its reader was cancelled: the request is over now, whether or not the
+            # caller closes the response later.  (GeneratorExit, a reader that merely stopped, is neither.)
+            try:
+                await self._inner.aclose()
+            finally:
+                cancelled = isinstance(exc, asyncio.CancelledError)
+                await self._hold.release((Kind.CANCELLED, None) if cancelled else _failed(exc))
+            raise
+        await self._hold.release(self._outcome)
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            await self._hold.release(self._outcome)
+
+    def __del__(self) -> None:
+        if self._hold.settled:
+            return
+        # Warn first: the caller's bug is the news; the late release below only limits the damage.
+        warnings.warn(
+            f"ThrottledTransport: the streamed response to request {self._hold.request!r} was garbage-"
+            "collected without being closed; its limiter slot is given back only now.  Use "
+            "`async with client.stream(...)` or `await response.aclose()`.",
+            ResourceWarning,
+            source=self,  # with tracemalloc on, the warning shows where the response was made
+            stacklevel=1,  # a finaliser has no caller worth pointing at
+        )
+        self._hold.release_soon((Kind.CANCELLED, {"reason": "not closed"}), self._inner.aclose)
+
+
+def _rebuild_stream(
+    response: httpx.Response, request: httpx.Request, hold: _Hold, outcome: str
+) -> httpx.Response:
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=_ReleasingStream(response, hold, (outcome, {"status": response.status_code})),
+        request=request,
+        extensions=response.extensions,
+    )
+
+
+def _local_rejection(request: httpx.Request) -> httpx.Response:
+    body = {
+        "error": {
+            "message": "Rejected locally by the client-side throttle: the server has been refusing most "
+            "requests, so this one was not sent.",
+            "type": "client_throttle",
+            "param": None,
+            "code": "rejected_locally",
+        }
+    }
+    return httpx.Response(429, json=body, headers={"x-throttle-lab-rejected": "client"}, request=request)

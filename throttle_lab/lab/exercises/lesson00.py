@@ -1,0 +1,195 @@
+"""Lesson 00 -- async in Jupyter: ask several slow questions at once.
+
+The exercise: write ``ask_all(delays)``, a coroutine that asks :func:`pretend_call` one question per delay,
+*all at the same time*, and returns the answers in the order of ``delays``.  Asked one after the other,
+three calls of 3 s, 1 s and 2 s take 6 s; asked together they take 3 s -- as long as the slowest.
+
+>>> from throttle_lab import run
+>>> run(pretend_call(2.5))
+'answer after 2.5 s'
+
+:func:`check` runs your ``ask_all`` on virtual time and reports what passed::
+
+    lesson00.check(ask_all)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ...core.events import Kind, emit, record, request_scope
+from ...core.runtime import VirtualTimeDeadlock, VirtualTimeError, VirtualTimeLivelock, run
+from ...core.trace import Trace
+from ..grading import Report
+
+__all__ = ["CASES", "Watched", "check", "pretend_call", "watch"]
+
+#: The delays ``check`` asks with: short and long, all different, and all the same.
+CASES: tuple[tuple[float, ...], ...] = ((3.0, 1.0, 2.0), (0.5, 0.5, 0.5, 0.5), (3600.0, 60.0, 1800.0, 1.0))
+
+SOURCE = "pretend_call"
+_TITLE = "lesson00.check"
+
+# One numbering of calls per event loop, so every run names its calls call-1, call-2, ... afresh.
+_counters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Iterator[int]] = weakref.WeakKeyDictionary()
+
+
+async def pretend_call(seconds: float) -> str:
+    """A stand-in for an API call: it takes ``seconds`` of loop time and answers ``"answer after ... s"``.
+
+    Every call is recorded (``sent`` when it starts, ``done`` when it answers), so a run inside
+    ``throttle_lab.record()`` can be drawn with ``plots.timeline``.
+    """
+    loop = asyncio.get_running_loop()
+    number = next(_counters.setdefault(loop, itertools.count(1)))
+    with request_scope(f"call-{number}"):
+        emit(loop.time(), Kind.SENT, SOURCE, detail={"seconds": seconds})
+        await asyncio.sleep(seconds)
+        emit(loop.time(), Kind.DONE, SOURCE)
+    return f"answer after {seconds:g} s"
+
+
+@dataclass
+class Watched:
+    """What one run of ``ask_all(delays)`` did: its answers, the virtual seconds it took, its calls."""
+
+    delays: tuple[float, ...]
+    answers: Any
+    elapsed: float
+    trace: Trace
+
+    @property
+    def calls(self) -> int:
+        """How many times ``pretend_call`` was called."""
+        return self.trace.count(Kind.SENT, SOURCE)
+
+    @property
+    def expected(self) -> list[str]:
+        return [f"answer after {d:g} s" for d in self.delays]
+
+
+class _NotAwaitable(TypeError):
+    pass
+
+
+def watch(ask_all: Callable[[list[float]], Awaitable[Any]], delays: Sequence[float]) -> Watched:
+    """Run ``ask_all(list(delays))`` on virtual time and record its calls (for a timeline, or a check).
+
+    Gives up after a long virtual time (ten times the sum of the delays, plus a minute) with ``TimeoutError``.
+    """
+    delays = tuple(float(d) for d in delays)
+    horizon = 10 * sum(delays) + 60.0
+
+    async def main() -> tuple[Any, float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        pending = ask_all(list(delays))
+        if not inspect.isawaitable(pending):
+            raise _NotAwaitable(f"ask_all returned a {type(pending).__name__}, not a coroutine to await")
+        async with asyncio.timeout(horizon):
+            answers = await pending
+        return answers, loop.time() - start
+
+    with record() as trace:
+        answers, elapsed = run(main())
+    return Watched(delays, answers, elapsed, trace)
+
+
+def _failure(exc: BaseException) -> tuple[str, str]:
+    """A short description of what went wrong, and a hint."""
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    if isinstance(exc, _NotAwaitable):
+        return str(exc), "define it with `async def ask_all(delays):` so that calling it gives a coroutine"
+    if isinstance(exc, RuntimeError) and "running event loop" in str(exc):
+        return text, (
+            "ask_all already runs on a loop: inside a coroutine, `await` other coroutines (or gather them) "
+            "instead of calling asyncio.run"
+        )
+    if isinstance(exc, VirtualTimeDeadlock):
+        return text, "every task was waiting for something that never happens: await the calls themselves"
+    if isinstance(exc, VirtualTimeLivelock):
+        return text, "something spins without letting time pass: await asyncio.sleep(...) or the calls"
+    if isinstance(exc, TimeoutError):
+        return "still not finished after a long virtual time", "does ask_all return once every answer is in?"
+    if isinstance(exc, VirtualTimeError):
+        return text, "it never finished: does ask_all return once every answer is in?"
+    return text, "ask_all raised an exception: run it on its own to see the traceback"
+
+
+def check(ask_all: Callable[[list[float]], Awaitable[Any]] | None) -> Report:
+    """Grade ``ask_all``: right answers in the right order, every question asked once, all at once.
+
+    Each case runs on virtual time, so a case with an hour-long call costs no real time.
+    """
+    report = Report(_TITLE)
+    if ask_all is None:
+        return Report(_TITLE, attempted=False, note="define ask_all, then run me again.")
+    runs: list[Watched] = []
+    for delays in CASES:
+        try:
+            runs.append(watch(ask_all, delays))
+        except NotImplementedError:
+            return Report(
+                _TITLE,
+                attempted=False,
+                note="ask_all still raises NotImplementedError; fill it in and run me again.",
+            )
+        except Exception as exc:  # the learner's code: report it, never crash the notebook
+            detail, hint = _failure(exc)
+            report.add(f"runs for delays {list(delays)}", False, detail, hint)
+            return report
+
+    wrong = next((w for w in runs if w.answers != w.expected), None)
+    report.add(
+        "answers in the order of `delays`",
+        wrong is None,
+        "all cases" if wrong is None else f"for {list(wrong.delays)}: got {wrong.answers!r}",
+        _order_hint(wrong),
+    )
+    miscounted = next((w for w in runs if w.calls != len(w.delays)), None)
+    report.add(
+        "every question asked exactly once",
+        miscounted is None,
+        "all cases"
+        if miscounted is None
+        else f"for {list(miscounted.delays)}: {miscounted.calls} calls for {len(miscounted.delays)} delays",
+        "call lesson00.pretend_call(seconds) once for each delay",
+    )
+    slow = next((w for w in runs if abs(w.elapsed - max(w.delays)) > 1e-6), None)
+    report.add(
+        "all at once: as long as the slowest call, not the sum",
+        slow is None,
+        ", ".join(f"{w.elapsed:g} s" for w in runs) if slow is None else _slow_detail(slow),
+        "start every call before awaiting any of them: asyncio.gather(*(pretend_call(d) for d in delays))",
+    )
+    if report.passed:
+        saved = sum(sum(w.delays) - w.elapsed for w in runs)
+        report.note = (
+            f"Together the cases took {sum(w.elapsed for w in runs):g} virtual seconds instead of "
+            f"{sum(sum(w.delays) for w in runs):g}: {saved:g} s saved by waiting for all the calls at once."
+        )
+    return report
+
+
+def _order_hint(wrong: Watched | None) -> str:
+    if wrong is None:
+        return ""
+    if isinstance(wrong.answers, list) and sorted(map(str, wrong.answers)) == sorted(wrong.expected):
+        return (
+            "the right answers in the wrong order: asyncio.gather returns results in the order you passed "
+            "the coroutines (as_completed gives them in the order they finish)"
+        )
+    return "return a list with one answer per delay: what pretend_call returned for it"
+
+
+def _slow_detail(w: Watched) -> str:
+    text = f"for {list(w.delays)}: took {w.elapsed:g} s, the slowest call takes {max(w.delays):g} s"
+    if abs(w.elapsed - sum(w.delays)) <= 1e-6 and len(w.delays) > 1:
+        text += " (that is the sum: one after the other)"
+    return text

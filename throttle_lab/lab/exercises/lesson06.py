@@ -1,0 +1,170 @@
+"""Lesson 06 -- Retry-After, backoff and jitter.  Write a retry delay that breaks up a herd.
+
+The exercise: write ``delay(attempt, hint) -> seconds``, the wait before retry number ``attempt`` (0 for
+the first retry), where ``hint`` is the server's ``retry-after`` in seconds or ``None``::
+
+    lesson06.check(delay)
+
+It is graded twice.  First on its own, by :func:`throttle_lab.lab.grading.check_backoff` (never earlier than
+the hint, grows with the attempt, capped, jittered).  Then in a herd: :data:`HERD_CLIENTS` clients hit the
+mock server at the same instant, each retrying on its own with your function.  The server hands all of
+them the *same* hint, so a delay that returns ``max(hint, jitter)`` sends the whole herd back at that one
+instant; a good delay spreads them out and still gets everyone through.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from typing import Any
+
+from mock_server import ServerConfig
+
+from ...client.backoff import Backoff
+from ...client.retry import RetryPolicy
+from ...core.trace import Trace
+from ..experiments import Design, DesignParts, Workload, simulate
+from ..grading import Report, check_backoff
+
+__all__ = [
+    "HERD_ATTEMPTS",
+    "HERD_CLIENTS",
+    "MAX_WAVE",
+    "WAVE_SPAN",
+    "FunctionBackoff",
+    "check",
+    "herd",
+    "herd_design",
+    "herd_server",
+    "largest_wave",
+    "retry_arrivals",
+]
+
+DelayFunction = Callable[[int, "float | None"], float]
+
+HERD_CLIENTS = 30
+"""Clients in the exercise's herd, all sending their first request at t = 0."""
+HERD_ATTEMPTS = 10
+"""Attempts each client may make (the first included)."""
+WAVE_SPAN = 0.01
+"""Seconds within which retries reaching the server together count as one wave."""
+MAX_WAVE = 10
+"""The largest wave of retries the herd may send (a herd in lockstep sends 25: everyone refused at once)."""
+
+_TITLE = "lesson06.check"
+
+
+def herd_server(*, count_rejected: bool = False) -> ServerConfig:
+    """The herd's server: 60 requests per minute enforced over 5 s (a bucket of 5, refilling 1 per s)."""
+    return ServerConfig(rpm=60, window=5.0, count_rejected=count_rejected)
+
+
+class FunctionBackoff:
+    """A plain ``delay(attempt, hint)`` function as a :class:`~throttle_lab.Backoff` for a RetryPolicy.
+
+    It checks every answer: a delay that is not a finite number of seconds >= 0 is remembered in
+    ``problem`` (and raises ``ValueError``), so a grader can say what went wrong.
+    """
+
+    def __init__(self, delay: DelayFunction) -> None:
+        self._delay = delay
+        self.problem: str | None = None
+
+    def delay(self, attempt: int, hint: float | None = None) -> float:
+        value: Any = self._delay(attempt, hint)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value < 0:
+            self.problem = f"delay({attempt}, {hint!r}) returned {value!r}"
+            raise ValueError(f"{self.problem}: a delay must be a finite number of seconds >= 0")
+        return float(value)
+
+    def reset(self) -> None:
+        return None
+
+
+def herd_design(backoff: Callable[[], Backoff], name: str = "herd") -> Design:
+    """No limiter; every client retries on its own (no shared cool-down), up to HERD_ATTEMPTS times.
+
+    ``backoff()`` builds the strategy for one run (one instance serves every client of the run).
+    """
+    return Design(
+        name,
+        lambda: DesignParts(
+            retry=RetryPolicy(
+                max_attempts=HERD_ATTEMPTS, max_elapsed=3600.0, backoff=backoff(), pause_on_429=False
+            )
+        ),
+        "no limiter; each client retries on its own",
+    )
+
+
+def herd(
+    backoff: Callable[[], Backoff],
+    clients: int = HERD_CLIENTS,
+    *,
+    count_rejected: bool = False,
+    name: str = "herd",
+) -> Trace:
+    """``clients`` requests at t = 0 against :func:`herd_server`, each retrying with ``backoff()``."""
+    return simulate(
+        herd_design(backoff, name), Workload(requests=clients), herd_server(count_rejected=count_rejected)
+    )
+
+
+def retry_arrivals(trace: Trace) -> Trace:
+    """The server's ``arrived`` events that are retries (not a request's first arrival)."""
+    seen: set[object] = set()
+    retries = []
+    for event in trace.filter(kind="arrived", source="server"):
+        if event.request in seen:
+            retries.append(event)
+        seen.add(event.request)
+    return Trace(retries)
+
+
+def largest_wave(trace: Trace, span: float = WAVE_SPAN) -> int:
+    """The most retries that reached the server within any ``span`` seconds."""
+    return int(retry_arrivals(trace).max_in_window("arrived", span))
+
+
+def check(delay: DelayFunction | None) -> Report:
+    """Grade ``delay(attempt, hint)``: alone (check_backoff), then as the retry rule of a herd."""
+    basic = check_backoff(delay)
+    if not basic.attempted or delay is None:
+        return Report(_TITLE, attempted=False, note=basic.note)
+    report = Report(_TITLE, list(basic.results))
+    if any(r.name == "runs" for r in report.results):
+        return report
+
+    adapter = FunctionBackoff(delay)
+    state = random.getstate()
+    random.seed(0)  # a delay drawn from the random module gives the same herd every time
+    try:
+        trace = herd(lambda: adapter)
+    except Exception as exc:  # the learner's code: report, don't crash the notebook
+        report.add("runs in a herd", False, f"{type(exc).__name__}: {exc}", "delay must return a number")
+        return report
+    finally:
+        random.setstate(state)
+    if adapter.problem is not None:
+        report.add("runs in a herd", False, adapter.problem, "return a finite number of seconds, >= 0")
+        return report
+
+    summary = trace.summary()
+    report.add(
+        f"a herd of {HERD_CLIENTS} gets through",
+        summary.completed == HERD_CLIENTS,
+        f"{summary.completed} of {HERD_CLIENTS} done within {HERD_ATTEMPTS} attempts, "
+        f"{summary.rate_limited} 429s",
+        "some clients ran out of attempts: let the delay grow (and keep it capped) so the server can refill",
+    )
+    wave = largest_wave(trace)
+    report.add(
+        "the herd breaks up",
+        wave <= MAX_WAVE,
+        f"biggest wave: {wave} retries within {WAVE_SPAN * 1000:g} ms; at most {MAX_WAVE} allowed",
+        "the server gave every client the same hint, and max(hint, jitter) sends them all back at that "
+        "instant: add the jitter on top of the hint instead (hint + a random share of the backoff)",
+    )
+    return report

@@ -1,0 +1,268 @@
+"""Lesson 09 -- capstone.  Design your own limiter, grade it alone, then race it against ours.
+
+The exercise: write a limiter class -- a bucket or a window, your choice -- that takes its promise as
+keyword arguments (``MyLimiter(rate=1.0, capacity=5)`` or ``MyLimiter(max_requests=5, window_seconds=5.0)``)
+and has ``async def acquire(self, weight=1)``.  Then::
+
+    lesson09.check(MyLimiter, promise="bucket")      # or promise="window", or your own numbers as a dict
+
+grades it twice: alone, by :func:`throttle_lab.lab.grading.check_limiter` (the promise holds in every window,
+first come first served, impossible requests fail fast, no polling, cancellation-safe), and in a race
+against the mock server, by :func:`throttle_lab.lab.grading.check_trace` (no 429s, the limit used), next to
+throttle_lab's own ``Throttler`` on the same traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import math
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from mock_server import ServerConfig
+
+from ...core.events import Event
+from ...core.runtime import VirtualTimeError, run
+from ...core.trace import Trace
+from ..experiments import Comparison, Design, DesignParts, Workload, compare, seeded_retry
+from ..grading import CheckResult, Report, check_limiter, check_trace
+
+__all__ = [
+    "PROMISES",
+    "RACE_WORKLOAD",
+    "Gate",
+    "check",
+    "design_for",
+    "promise_of",
+    "race",
+    "server_for",
+    "trickle_arrivals",
+]
+
+PROMISES: Mapping[str, Mapping[str, float]] = {
+    "bucket": {"rate": 1.0, "capacity": 5},
+    "window": {"max_requests": 5, "window_seconds": 5.0},
+}
+"""The two standard promises: a bucket of 5 refilling 1 per second, or at most 5 in any 5 seconds."""
+RACE_WORKLOAD = Workload(requests=60)
+"""The race's traffic: 60 requests, all at once."""
+
+_TITLE = "lesson09.check"
+
+T = TypeVar("T")
+
+
+def _off_the_loop(fn: Callable[[], T]) -> T:
+    """``fn()``, in a worker thread when this thread already runs an event loop (a notebook cell does).
+
+    ``check_limiter`` drives an event loop of its own with ``run_until_complete``, which cannot start
+    inside a running loop; a worker thread has none.  Context variables go along.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return fn()
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lesson09.check") as pool:
+        return pool.submit(context.run, fn).result()
+
+
+def promise_of(promise: str | Mapping[str, float]) -> dict[str, float]:
+    """``"bucket"``/``"window"`` or a mapping -> the keyword arguments of the promise (checked)."""
+    if isinstance(promise, str):
+        if promise not in PROMISES:
+            raise ValueError(f"promise must be one of {sorted(PROMISES)} or a dict, got {promise!r}")
+        return dict(PROMISES[promise])
+    chosen = dict(promise)
+    if set(chosen) not in ({"rate", "capacity"}, {"max_requests", "window_seconds"}):
+        raise ValueError(
+            "a promise is {'rate': ..., 'capacity': ...} (a bucket) or "
+            f"{{'max_requests': ..., 'window_seconds': ...}} (a window), got {sorted(chosen)}"
+        )
+    for name, value in chosen.items():
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not ok or value <= 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    server_for(chosen)  # the mock server must be able to enforce it
+    return chosen
+
+
+def server_for(promise: Mapping[str, float]) -> ServerConfig:
+    """A mock server enforcing the same limit: ``limit`` per ``span`` seconds, refilling continuously.
+
+    A bucket (``rate``, ``capacity``) is exactly the server's rule; a window of ``max_requests`` per
+    ``window_seconds`` never lets more through than that bucket, so neither should meet a 429.
+    """
+    if "rate" in promise:
+        per_second, span = float(promise["rate"]), float(promise["capacity"]) / float(promise["rate"])
+    else:
+        per_second = float(promise["max_requests"]) / float(promise["window_seconds"])
+        span = float(promise["window_seconds"])
+    rpm = per_second * 60.0
+    if abs(rpm - round(rpm)) > 1e-9 or round(rpm) < 1:
+        raise ValueError(f"the promise must come to a whole number of requests per minute, got {rpm:g}")
+    return ServerConfig(rpm=round(rpm), window=span, ttft=0.2, per_token=0.0, jitter=0.0)
+
+
+class Gate:
+    """Gives a limiter that only has ``acquire`` the ``slot()`` a :class:`~throttle_lab.ThrottledTransport`
+    expects (a bucket or a window spends its capacity; there is nothing to release)."""
+
+    def __init__(self, limiter: Any) -> None:
+        if not callable(getattr(limiter, "acquire", None)):
+            raise ValueError(f"a limiter needs an async acquire() method, got {limiter!r}")
+        self.limiter = limiter
+
+    @asynccontextmanager
+    async def slot(self, weight: float = 1) -> AsyncIterator[None]:
+        await self.limiter.acquire()
+        yield None
+
+    def __repr__(self) -> str:
+        return f"<Gate over {self.limiter!r}>"
+
+
+def design_for(
+    make: Callable[..., Any], promise: str | Mapping[str, float] = "bucket", name: str = "mine"
+) -> Design:
+    """A design that sends every request through ``make(**promise)`` (a fresh limiter per run).
+
+    Retries use throttle_lab's default policy; a limiter that keeps its promise never needs them.
+    """
+    kwargs = promise_of(promise)
+    return Design(
+        name,
+        lambda: DesignParts(limiter=Gate(make(**kwargs)), retry=seeded_retry()),
+        f"{getattr(make, '__name__', 'limiter')}({', '.join(f'{k}={v:g}' for k, v in kwargs.items())})",
+    )
+
+
+def race(make: Callable[..., Any], promise: str | Mapping[str, float] = "bucket") -> Comparison:
+    """``make``'s design against ``"throttler"`` on :data:`RACE_WORKLOAD`, at the promise's server."""
+    kwargs = promise_of(promise)
+    return compare([design_for(make, kwargs), "throttler"], RACE_WORKLOAD, server_for(kwargs))
+
+
+def check(make: Callable[..., Any] | None, promise: str | Mapping[str, float] = "bucket") -> Report:
+    """Grade your limiter class (or factory) ``make``: alone, then in a race.  See the module docstring."""
+    kwargs = promise_of(promise)
+    if make is None:
+        return Report(_TITLE, attempted=False, note="write your limiter, then run me again.")
+    report = Report(_TITLE)
+    try:
+        make(**kwargs)
+    except NotImplementedError:
+        return Report(
+            _TITLE,
+            attempted=False,
+            note="your limiter still raises NotImplementedError; fill it in and run me again.",
+        )
+    except Exception as exc:  # the learner's code: report, don't crash the notebook
+        names = ", ".join(f"{k}=..." for k in kwargs)
+        report.add(
+            "it can be built",
+            False,
+            f"{type(exc).__name__}: {exc}",
+            f"take the promise as MyLimiter({names})",
+        )
+        return report
+
+    alone = _off_the_loop(lambda: check_limiter(lambda: make(**kwargs), **kwargs))
+    if not alone.attempted:
+        return Report(
+            _TITLE, attempted=False, note=alone.note.replace("your limiter", "your limiter's acquire")
+        )
+    report.results.extend(_prefixed("alone: ", alone.results))
+    report.add(*_trickle(make, kwargs))
+    if not report.passed:
+        report.note = "Make it pass on its own first; then it races against ours."
+        return report
+
+    comparison = race(make, kwargs)
+    mine, ours = comparison.traces["mine"], comparison.traces["throttler"]
+    server = server_for(kwargs)
+    graded = check_trace(mine, rpm=server.rpm, max_429s=0, min_utilisation=0.9, window=server.window)
+    report.results.extend(_prefixed("in the race: ", graded.results))
+    yours, theirs = mine.summary(), ours.summary()
+    report.add(
+        "in the race: as fast as throttle_lab's Throttler",
+        yours.completed == RACE_WORKLOAD.requests and yours.makespan <= theirs.makespan * 1.05 + 0.01,
+        f"{yours.completed} done in {yours.makespan:.1f} s; the Throttler: {theirs.makespan:.1f} s",
+        "requests waited longer than the limit needs: grant as soon as capacity is back",
+    )
+    return report
+
+
+def trickle_arrivals(limit: float, span: float) -> list[float]:
+    """Arrival times that straddle window boundaries: one early, then ``limit`` just before and just after
+    each of the next two boundaries.  A fixed window lets almost twice its limit through here."""
+    n = max(1, math.floor(limit))
+    return [0.0] + [round(f * span, 9) for f in (0.9, 1.1, 1.95, 2.05) for _ in range(n)]
+
+
+def _limit_and_span(kwargs: Mapping[str, float]) -> tuple[float, float]:
+    if "rate" in kwargs:
+        return float(kwargs["capacity"]), float(kwargs["capacity"]) / float(kwargs["rate"])
+    return float(kwargs["max_requests"]), float(kwargs["window_seconds"])
+
+
+def _grant_times(
+    make: Callable[..., Any], kwargs: Mapping[str, float], arrivals: Sequence[float]
+) -> list[float]:
+    async def main() -> list[float]:
+        limiter = make(**kwargs)
+        loop = asyncio.get_running_loop()
+        grants: list[float] = []
+
+        async def caller(at: float) -> None:
+            await asyncio.sleep(at)
+            await limiter.acquire()
+            grants.append(loop.time())
+
+        horizon = 100.0 * (max(arrivals) + 1.0)
+        await asyncio.wait_for(asyncio.gather(*(caller(at) for at in arrivals)), timeout=horizon)
+        return grants
+
+    return run(main())
+
+
+def _trickle(make: Callable[..., Any], kwargs: Mapping[str, float]) -> tuple[str, bool, str, str]:
+    name = "alone: the promise holds for traffic that trickles in"
+    limit, span = _limit_and_span(kwargs)
+    arrivals = trickle_arrivals(limit, span)
+    try:
+        grants = _grant_times(make, kwargs, arrivals)
+    except (TimeoutError, VirtualTimeError) as exc:
+        return name, False, type(exc).__name__, "not everyone got through: does every waiter get woken up?"
+    except Exception as exc:  # the learner's code
+        return name, False, f"{type(exc).__name__}: {exc}", "acquire() raised"
+    trace = Trace(Event(t, "granted", "learner") for t in grants)
+    if "rate" in kwargs:
+        ordered = sorted(grants)
+        rate = float(kwargs["rate"])
+        worst = max(
+            (j - i + 1) - (limit + rate * (ordered[j] - ordered[i]))
+            for i in range(len(ordered))
+            for j in range(i, len(ordered))
+        )
+        return (
+            name,
+            worst <= 1e-6,
+            f"{len(arrivals)} requests around the window boundaries: worst excess {max(worst, 0):.3g}",
+            "refill continuously from the last update, never more than capacity",
+        )
+    most = trace.max_in_window("granted", span)
+    return (
+        name,
+        most <= limit,
+        f"{len(arrivals)} requests around the window boundaries: busiest {span:g} s held {most:g}",
+        "a window that resets on the clock lets a burst through on each side of the boundary: count the "
+        "grants of the last window_seconds, wherever they fall",
+    )
+
+
+def _prefixed(prefix: str, results: list[CheckResult]) -> list[CheckResult]:
+    return [CheckResult(prefix + r.name, r.passed, r.detail, r.hint) for r in results]
