@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import math
 
+from .validation import check_number
+
 __all__ = ["TOLERANCE", "RefillingBucket", "ceil_ms", "format_duration"]
 
 TOLERANCE = 1e-9
@@ -37,10 +39,8 @@ class RefillingBucket:
     __slots__ = ("_full_at", "capacity", "rate")
 
     def __init__(self, capacity: float, rate: float, now: float) -> None:
-        if not capacity > 0 or not rate > 0:
-            raise ValueError(f"capacity and rate must be > 0, got {capacity!r}, {rate!r}")
-        self.capacity = capacity
-        self.rate = rate
+        self.capacity = check_number("capacity", capacity, above=True)
+        self.rate = check_number("rate", rate, above=True)
         self._full_at = now
 
     def level(self, now: float) -> float:
@@ -92,8 +92,8 @@ class RefillingBucket:
         Usage carries over, so a bucket that was 100 % used under the old limit is still owed those units
         under the new one — possibly more than the new capacity, which is debt, bounded at ``-capacity``.
         """
-        if not capacity > 0 or not rate > 0:
-            raise ValueError(f"capacity and rate must be > 0, got {capacity!r}, {rate!r}")
+        check_number("capacity", capacity, above=True)
+        check_number("rate", rate, above=True)
         used = max(0.0, self.used(now))
         self.capacity = capacity
         self.rate = rate

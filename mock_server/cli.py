@@ -10,85 +10,79 @@ from ``--preset`` (default: ``default``), so ``--preset brownout --seed 3`` chan
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from .app import create_app
 from .config import PRESETS, ServerConfig
+from .validation import parse_int, parse_limit, parse_number
 
 __all__ = ["build_parser", "config_from_args", "limit_arg", "main", "positive_int_arg", "schedule_arg"]
 
 _CLI_MAX_EVENTS = 10_000  # a long-running server keeps only recent events, so its memory stays flat
 _DEFAULTS = ServerConfig()
 
+_T = TypeVar("_T")
+
+
+def _argument(parse: Callable[[str], _T], text: str) -> _T:
+    # argparse shows an ArgumentTypeError's message after "argument --rpm:"; a plain ValueError would
+    # become the vaguer "invalid <type> value". The rules and their wording are mock_server.validation's.
+    try:
+        return parse(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
 
 def limit_arg(text: str) -> int | None:
-    """A positive integer, or ``none``/``unlimited`` for no limit."""
-    if text.strip().lower() in ("none", "unlimited", "inf"):
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer or 'none', got {text!r}")
-    return value
-
-
-def _number(minimum: float, maximum: float | None = None, *, strict: bool = False) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        too_low = value <= minimum if strict else value < minimum
-        if value != value or too_low or (maximum is not None and value > maximum):
-            bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
-            upper = f" and <= {maximum:g}" if maximum is not None else ""
-            raise argparse.ArgumentTypeError(f"expected a number {bound}{upper}, got {text!r}")
-        return value
-
-    parse.__name__ = "number"
-    return parse
+    """A positive integer, or ``none``/``unlimited``/``inf`` for no limit (an argparse ``type``)."""
+    return _argument(parse_limit, text)
 
 
 def positive_int_arg(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    """A positive integer (an argparse ``type``)."""
+    return _argument(functools.partial(parse_int, minimum=1), text)
+
+
+def _int(text: str) -> int:
+    return _argument(parse_int, text)
 
 
 def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0-65535, got {text!r}")
-    return value
+    return _argument(functools.partial(parse_int, minimum=0, maximum=65535), text)
+
+
+def _number(
+    *, minimum: float = 0.0, maximum: float | None = None, above: bool = False
+) -> Callable[[str], float]:
+    """An argparse ``type`` for a finite number within the bounds (see :func:`parse_number`)."""
+    parse = functools.partial(parse_number, minimum=minimum, maximum=maximum, above=above)
+
+    def number(text: str) -> float:
+        return _argument(parse, text)
+
+    return number
 
 
 def schedule_arg(text: str) -> tuple[float, int | None, int | None]:
+    """``AT:RPM:TPM`` (an argparse ``type`` for ``--schedule``): seconds after start, then two limits."""
     parts = text.split(":")
     if len(parts) != 3:
         raise argparse.ArgumentTypeError(
             f"expected AT:RPM:TPM (e.g. 30:60:20000 or 30:none:5000), got {text!r}"
         )
-    return (_number(0.0)(parts[0]), limit_arg(parts[1]), limit_arg(parts[2]))
+    return (_number()(parts[0]), limit_arg(parts[1]), limit_arg(parts[2]))
 
 
 def _fraction(text: str) -> tuple[float, float]:
     parts = text.split(":")
     if len(parts) != 2:
         raise argparse.ArgumentTypeError(f"expected LO:HI (e.g. 0.5:1), got {text!r}")
-    lo, hi = (_number(0.0, 1.0, strict=True)(p) for p in parts)
-    return (lo, hi)
+    share = _number(maximum=1.0, above=True)
+    return (share(parts[0]), share(parts[1]))
 
 
 def _models(text: str) -> tuple[str, ...]:
@@ -140,7 +134,7 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     cfg.add_argument("--tpm", type=limit_arg, default=s, help=f"tokens per minute (default: {_DEFAULTS.tpm})")
     cfg.add_argument(
         "--window",
-        type=_number(0.0, strict=True),
+        type=_number(above=True),
         default=s,
         help=f"seconds over which per-minute limits are enforced; bucket = limit*window/60 "
         f"(default: {_DEFAULTS.window:g})",
@@ -221,23 +215,23 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
 
     lat = parser.add_argument_group("latency (seconds, seeded)")
     lat.add_argument(
-        "--ttft", type=_number(0.0), default=s, help=f"time to first token (default: {_DEFAULTS.ttft:g})"
+        "--ttft", type=_number(), default=s, help=f"time to first token (default: {_DEFAULTS.ttft:g})"
     )
     lat.add_argument(
         "--per-token",
-        type=_number(0.0),
+        type=_number(),
         default=s,
         help=f"time per output token (default: {_DEFAULTS.per_token:g})",
     )
     lat.add_argument(
         "--jitter",
-        type=_number(0.0, 1.0),
+        type=_number(maximum=1.0),
         default=s,
         help=f"relative spread: latency x uniform(1-j, 1+j) (default: {_DEFAULTS.jitter:g})",
     )
     lat.add_argument(
         "--load-slowdown",
-        type=_number(0.0),
+        type=_number(),
         default=s,
         help=f"extra latency factor per other request in flight (default: {_DEFAULTS.load_slowdown:g})",
     )
@@ -249,12 +243,12 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
         ("overloaded-rate", "answer 503 overloaded"),
         ("stream-cut-rate", "cut a stream before [DONE]"),
     ):
-        faults.add_argument(f"--{name}", type=_number(0.0, 1.0), default=s, help=f"{what} (default: 0)")
+        faults.add_argument(f"--{name}", type=_number(maximum=1.0), default=s, help=f"{what} (default: 0)")
 
     misc = parser.add_argument_group("other")
     misc.add_argument(
         "--seed",
-        type=int,
+        type=_int,
         default=s,
         help=f"seed for content, latency and faults (default: {_DEFAULTS.seed})",
     )

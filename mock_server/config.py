@@ -19,10 +19,11 @@ rpm=180, window=1      bucket 3     at most 3 at once, then one every 1/3 s
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from .validation import check_int, check_limit, check_number
 
 __all__ = ["DEFAULT_MODELS", "PRESETS", "ScheduleEntry", "ServerConfig", "TokenCharge"]
 
@@ -114,15 +115,15 @@ class ServerConfig:
 
     def __post_init__(self) -> None:
         for name in ("rpm", "tpm", "max_concurrent", "quota_tokens", "max_events"):
-            _check_int(name, getattr(self, name), minimum=1, optional=True)
+            check_limit(name, getattr(self, name))
         for name in ("default_max_tokens", "max_output_tokens", "context_window", "max_body_bytes"):
-            _check_int(name, getattr(self, name), minimum=1)
-        _check_int("seed", self.seed, minimum=None)
-        _check_float("window", self.window, positive=True)
+            check_int(name, getattr(self, name), minimum=1)
+        check_int("seed", self.seed)
+        check_number("window", self.window, above=True)
         for name in ("ttft", "per_token", "load_slowdown"):
-            _check_float(name, getattr(self, name))
+            check_number(name, getattr(self, name))
         for name in ("jitter", "error_rate_500", "error_rate_503", "overloaded_rate", "stream_cut_rate"):
-            _check_float(name, getattr(self, name), at_most=1.0)
+            check_number(name, getattr(self, name), maximum=1.0)
         if self.error_rate_500 + self.error_rate_503 + self.overloaded_rate > 1.0:
             raise ValueError("error_rate_500 + error_rate_503 + overloaded_rate must not exceed 1")
         for name in ("per_key", "count_rejected"):
@@ -184,29 +185,7 @@ class ServerConfig:
         return out
 
 
-# -- validation helpers ---------------------------------------------------------------------------------
-
-
-def _check_int(name: str, value: object, *, minimum: int | None, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    # bool is an int subclass; ``rpm=True`` is a mistake, not a limit of 1.
-    if not isinstance(value, int) or isinstance(value, bool):
-        kind = "an integer or None" if optional else "an integer"
-        raise ValueError(f"{name} must be {kind}, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-
-
-def _check_float(name: str, value: object, *, positive: bool = False, at_most: float | None = None) -> None:
-    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
-    if at_most is not None and value > at_most:
-        raise ValueError(f"{name} must be <= {at_most}, got {value!r}")
+# -- rules beyond one number (one number alone: mock_server.validation) ---------------------------------
 
 
 def _check_burst(name: str, rpm: object, window: float) -> None:
@@ -231,8 +210,8 @@ def _check_fraction(value: object) -> tuple[float, float]:
     if not isinstance(value, tuple | list) or len(value) != 2:
         raise ValueError(f"completion_fraction must be a pair (lo, hi), got {value!r}")
     lo, hi = value
-    _check_float("completion_fraction", lo, at_most=1.0)
-    _check_float("completion_fraction", hi, at_most=1.0)
+    check_number("completion_fraction", lo, maximum=1.0)
+    check_number("completion_fraction", hi, maximum=1.0)
     if not 0 < lo <= hi:
         raise ValueError(f"completion_fraction must satisfy 0 < lo <= hi <= 1, got {value!r}")
     return (float(lo), float(hi))
@@ -246,9 +225,9 @@ def _check_schedule(value: object) -> tuple[ScheduleEntry, ...]:
         if not isinstance(entry, tuple | list) or len(entry) != 3:
             raise ValueError(f"limit_schedule entries must be (at_seconds, rpm, tpm), got {entry!r}")
         at, rpm, tpm = entry
-        _check_float("limit_schedule at_seconds", at)
-        _check_int("limit_schedule rpm", rpm, minimum=1, optional=True)
-        _check_int("limit_schedule tpm", tpm, minimum=1, optional=True)
+        check_number("limit_schedule at_seconds", at)
+        check_limit("limit_schedule rpm", rpm)
+        check_limit("limit_schedule tpm", tpm)
         entries.append((float(at), rpm, tpm))
     # Sorted so the server can walk it with one index; stable, so equal times apply in the given order.
     entries.sort(key=lambda e: e[0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["ApiError", "error_body"]
+__all__ = ["ApiError", "error_body", "model_not_found"]
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
@@ -52,3 +52,13 @@ class ApiError(Exception):
     def body(self) -> bytes:
         """The response body for this error."""
         return error_body(self.message, self.type, self.param, self.code)
+
+
+def model_not_found(model: str) -> ApiError:
+    """404 for a model id the server does not serve, in OpenAI's words (a very long id is shortened)."""
+    shown = model if len(model) <= 100 else model[:97] + "..."
+    return ApiError(
+        f"The model `{shown}` does not exist or you do not have access to it.",
+        status=404,
+        code="model_not_found",
+    )

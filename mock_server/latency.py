@@ -10,17 +10,19 @@ where ``spread`` is drawn from ``uniform(1 - jitter, 1 + jitter)`` (seeded per r
 the reason long queues of concurrent requests do not buy you throughput for free.
 
 Non-streaming replies arrive in one piece after ``total``; streams send their first chunk after ``ttft``
-and spread the rest over the generation time.
+and spread the rest over the generation time. The plan is a set of deadlines on loop time, counted from
+admission; :func:`sleep_until` waits for each.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from .config import ServerConfig
 from .dice import Rng
 
-__all__ = ["Latency", "plan_latency"]
+__all__ = ["Latency", "plan_latency", "sleep_until"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,3 +47,11 @@ def plan_latency(config: ServerConfig, rng: Rng, completion_tokens: int, others:
     spread = rng.uniform(1.0 - config.jitter, 1.0 + config.jitter)
     factor = spread * (1.0 + config.load_slowdown * others)
     return Latency(config.ttft * factor, config.per_token * completion_tokens * factor)
+
+
+async def sleep_until(loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+    """Sleep until loop time ``deadline`` (at once if it has passed)."""
+    # One sleep per deadline: we never loop on "is it time yet?", so float rounding cannot make us spin.
+    delay = deadline - loop.time()
+    if delay > 0:
+        await asyncio.sleep(delay)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import ServerConfig
-from .errors import ApiError
+from .errors import ApiError, model_not_found
 from .tokens import prompt_tokens
+from .validation import is_int
 
 __all__ = ["ROLES", "ChatRequest", "parse_chat_request"]
 
@@ -47,10 +48,6 @@ def _type_error(param: str, expected: str, got: object) -> ApiError:
         param=param,
         code="invalid_type",
     )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_messages(messages: object) -> list[dict[str, Any]]:
@@ -149,7 +146,7 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
         value = payload.get(name)
         if value is None:
             continue
-        if not _is_int(value):
+        if not is_int(value):
             raise _type_error(name, "an integer", value)
         if value < 1:
             raise ApiError(
@@ -168,7 +165,7 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
 
     n = payload.get("n")
     if n is not None and n != 1:
-        if not _is_int(n):
+        if not is_int(n):
             raise _type_error("n", "an integer", n)
         raise ApiError("This mock server supports only n=1.", param="n", code="unsupported_value")
 
@@ -187,12 +184,7 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
         include_usage = _optional_bool(options, "include_usage", "stream_options.")
 
     if config.models and model not in config.models:
-        shown = model if len(model) <= 100 else model[:97] + "..."
-        raise ApiError(
-            f"The model `{shown}` does not exist or you do not have access to it.",
-            status=404,
-            code="model_not_found",
-        )
+        raise model_not_found(model)
 
     tokens = prompt_tokens(messages)
     if tokens + max_tokens > config.context_window:

@@ -1,0 +1,172 @@
+"""ASGI plumbing: reading a request body within a size limit, sending JSON, errors and SSE.
+
+The server is a raw ASGI3 callable, no framework, so this is the little a framework would have done for
+it. An ASGI server hands the app a ``scope`` (method, path, headers as lower-cased ``bytes`` pairs) and two
+coroutines: ``receive()`` yields the body in ``http.request`` messages (``more_body`` says whether more
+follow; ``http.disconnect`` if the client left), and ``send()`` takes the response as one
+``http.response.start`` (status, headers) and then ``http.response.body`` messages::
+
+    {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    {"type": "http.response.body", "body": b'{"status":"ok"}', "more_body": False}
+
+Nothing here knows a route or a dialect; errors it raises are :class:`~mock_server.errors.ApiError`, which
+the routes answer with :func:`respond_error`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from .errors import ApiError
+from .validation import parse_count
+
+__all__ = [
+    "JSON",
+    "SSE",
+    "ClientGone",
+    "Headers",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "encode_json",
+    "header_int",
+    "method_not_allowed",
+    "read_body",
+    "respond",
+    "respond_error",
+    "respond_json",
+    "send_body",
+    "start_stream",
+    "unknown_url",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+
+JSON = b"application/json"
+SSE = b"text/event-stream; charset=utf-8"
+encode_json = json.JSONEncoder(separators=(",", ":")).encode  # one compact encoder, not one per call
+
+
+class ClientGone(Exception):
+    """The client disconnected before its request body arrived."""
+
+
+# -- reading --------------------------------------------------------------------------------------------
+
+
+def header_int(value: bytes | None) -> int | None:
+    """A header's non-negative integer value, or None if it is not one.
+
+    Absurdly long numbers are capped at 10**18 rather than parsed (see :func:`parse_count`): a
+    ``content-length`` of a million digits is simply "too large".
+    """
+    return parse_count(value, too_long=10**18)
+
+
+async def read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
+    """The whole request body; :class:`ApiError` 413 past ``limit`` bytes, :class:`ClientGone` if the
+    client leaves first.
+
+    ``declared`` is the ``content-length`` header: a body announced too large is refused before a byte of
+    it is read. One that lies (or is chunked) is counted as it arrives and refused as soon as it passes.
+    """
+    declared_size = header_int(declared)
+    if declared_size is not None and declared_size > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        more = message.get("more_body", False)
+        if not chunks and not more:
+            return chunk  # the common case: the whole body in one message
+        chunks.append(chunk)
+        if not more:
+            return b"".join(chunks)
+
+
+# -- errors every route may answer ------------------------------------------------------------------------
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(
+        f"The request body is too large: this server accepts at most {limit} bytes.",
+        status=413,
+        code="payload_too_large",
+    )
+
+
+def method_not_allowed(method: str, path: str, allow: str) -> ApiError:
+    """405 for ``method`` on ``path``, with the ``allow`` header listing what is (e.g. ``"GET, HEAD"``)."""
+    return ApiError(
+        f"Method {method[:20]} is not allowed on {path}; use {allow}.",
+        status=405,
+        code="method_not_allowed",
+        headers=((b"allow", allow.encode()),),
+    )
+
+
+def unknown_url(method: str, path: str) -> ApiError:
+    """404 for a path no route serves (OpenAI's wording and code)."""
+    return ApiError(f"Invalid URL ({method} {path[:200]}).", status=404, code="unknown_url")
+
+
+# -- sending ----------------------------------------------------------------------------------------------
+
+
+async def respond(send: Send, status: int, body: bytes, headers: Headers, content_type: bytes = JSON) -> None:
+    """A complete response in two messages, with its ``content-length``."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def respond_json(send: Send, data: Any) -> None:
+    """200 with ``data`` encoded as compact JSON."""
+    await respond(send, 200, encode_json(data).encode(), [])
+
+
+async def respond_error(send: Send, err: ApiError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """``err`` as its OpenAI-shaped JSON body, with ``headers`` and the error's own."""
+    await respond(send, err.status, err.body(), [*headers, *err.headers])
+
+
+async def start_stream(send: Send, headers: Headers) -> None:
+    """Start a 200 server-sent-events response; the body follows in :func:`send_body` calls.
+
+    No ``content-length`` (the length is not known yet) and ``no-cache``, as providers send it.
+    """
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", SSE), (b"cache-control", b"no-cache"), *headers],
+        }
+    )
+
+
+async def send_body(send: Send, body: bytes, *, more: bool) -> None:
+    """Send a piece of the body; ``more=False`` ends the response."""
+    await send({"type": "http.response.body", "body": body, "more_body": more})

@@ -1,0 +1,58 @@
+"""Plots: look at a run.  Every function takes a :class:`~throttle_lab.Trace` and draws one picture of it.
+
+A rate limit is a rule about *time*, so the pictures are all against time::
+
+    from throttle_lab.lab.experiments import simulate, Workload
+    from throttle_lab.lab import plots
+
+    trace = simulate("article", Workload(requests=60), {"rpm": 30, "window": 10})
+    plots.timeline(trace)      # one row per request: waiting, in flight, 429s, retries
+    plots.rates(trace)         # requests (and tokens) per minute against the server's limit
+    plots.in_flight(trace)     # how many at once, against the concurrency cap
+    plots.level(trace)         # the limiter's bucket / window, read at every grant
+    plots.waits(trace)         # how long requests waited before they were sent
+    plots.dashboard(trace)     # timeline + rates + in flight, one figure
+    plots.race(compare(["article", "throttler"], ...))   # designs side by side on the same traffic
+
+Each single-panel function takes an optional matplotlib ``ax`` and returns the Axes it drew on (a new
+figure is made when ``ax`` is None); :func:`dashboard` and :func:`race` return a Figure.  Nothing here calls
+``show()``: in a notebook with ``%matplotlib inline`` the figure appears at the end of the cell.
+
+Titles say what was run (design, server limits, workload) when the trace's ``meta`` knows it, and colours
+come from the Okabe–Ito palette, which stays distinguishable for colour-blind readers.  Everything is drawn
+with a handful of vectorised artists (line collections, step lines, one scatter per marker kind), so a few
+thousand requests draw in well under a second.
+
+Inside the package, each picture has its own module (``timeline``, ``rates``, ``in_flight``, ``level``,
+``waits``, ``dashboard``, ``race``); they all stand on :mod:`~throttle_lab.lab.plots.model` (a trace read as
+one row per request, and what its ``meta`` says) and share :mod:`~throttle_lab.lab.plots.drawing` (colours,
+titles, legends).  Import the functions from here: a module and its function share a name, so
+``plots.timeline`` is the function.
+
+``python -m throttle_lab.lab.plots [DIRECTORY]`` writes one example PNG per plot (default: ``docs/``), as
+:func:`save_examples` does.
+"""
+
+from __future__ import annotations
+
+from .dashboard import dashboard
+from .drawing import OKABE_ITO
+from .examples import save_examples
+from .in_flight import in_flight
+from .level import level
+from .race import race
+from .rates import rates
+from .timeline import timeline
+from .waits import waits
+
+__all__ = [
+    "OKABE_ITO",
+    "dashboard",
+    "in_flight",
+    "level",
+    "race",
+    "rates",
+    "save_examples",
+    "timeline",
+    "waits",
+]

@@ -1,0 +1,132 @@
+"""The race: several designs on the same traffic, one row each (timeline | rates), and a summary table."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import matplotlib.pyplot as plt
+
+from ...core.trace import Summary, Trace
+from .drawing import outside_legend, show_empty
+from .model import describe, server_limit
+from .rates import rates
+from .timeline import timeline
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+    from ..experiments import Comparison
+
+
+def race(
+    runs: Comparison | Mapping[str, Trace] | Sequence[Trace],
+    *,
+    window: float = 60.0,
+    max_rows: int = 100,
+    title: str | None = None,
+    figsize: tuple[float, float] | None = None,
+) -> Figure:
+    """Several designs on the same traffic, one row each (timeline | rates), on one time axis.
+
+    ``runs`` is a :class:`~throttle_lab.lab.experiments.Comparison` (from ``compare``), a mapping of names to
+    traces, or a list of traces (named by their ``meta["design"]``).  Every panel shares the time axis and
+    the rates panels share their scale, so the rows compare at a glance.  A table underneath holds each
+    design's summary: completed, failed, 429s, retries, makespan, achieved rate and waits.
+    """
+    traces, summaries, _ = _named_traces(runs)
+    n = max(len(traces), 1)
+    table_height = 0.3 * (n + 1) + 0.3
+    fig = plt.figure(figsize=figsize or (14.0, 2.8 * n + table_height + 0.8), layout="constrained")
+    grid = fig.add_gridspec(n + 1, 2, width_ratios=[1.3, 1.0], height_ratios=[2.8] * n + [table_height])
+    first = next(iter(traces.values()), Trace())
+    fig.suptitle(
+        title or "Race on the same traffic — " + (describe(first) or "designs compared"), fontsize="large"
+    )
+    if not traces:
+        show_empty(fig.add_subplot(grid[:, :]), "no runs to compare")
+        return fig
+    shared: Axes | None = None
+    rate_axes: list[Axes] = []
+    tops: list[float] = []
+    legends: tuple[dict[str, Artist], dict[str, Artist]] = ({}, {})
+    for row, (name, trace) in enumerate(traces.items()):
+        ax_t = fig.add_subplot(grid[row, 0], sharex=shared)
+        shared = shared or ax_t
+        ax_r = fig.add_subplot(grid[row, 1], sharex=shared, sharey=rate_axes[0] if rate_axes else None)
+        timeline(trace, ax_t, max_rows=max_rows, title=f"{name}: requests")
+        rates(trace, ax_r, window=window, title=f"{name}: rates")
+        tops.append(ax_r.get_ylim()[1])
+        rate_axes.append(ax_r)
+        # One legend per column, holding every mark any row used.
+        for ax, seen in ((ax_t, legends[0]), (ax_r, legends[1])):
+            legend = ax.get_legend()
+            if legend is None:
+                continue
+            for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=False):
+                label = re.sub(r" \(\d+\)$", "", text.get_text())
+                if handle is not None and label not in seen:
+                    handle.set_label(label)
+                    seen[label] = handle
+            legend.remove()
+        if row < n - 1:
+            ax_t.set_xlabel("")
+            ax_r.set_xlabel("")
+    assert shared is not None  # there was at least one run
+    for ax, seen in zip((shared, rate_axes[0]), legends, strict=True):
+        outside_legend(ax, list(seen.values()), True)
+    rate_axes[0].set_ylim(0, max(tops))
+    start = min((t.start for t in traces.values() if len(t)), default=0.0)
+    end = max((t.end for t in traces.values() if len(t)), default=1.0)
+    span = max(end - start, 1e-3)
+    shared.set_xlim(start - 0.01 * span, end + 0.02 * span)
+
+    table_ax = fig.add_subplot(grid[n, :])
+    table_ax.axis("off")
+    columns = ["design", "completed", "failed", "429s", "retries", "makespan (s)", "per min"]
+    columns += ["p50 wait (s)", "p99 wait (s)"]
+    cells = [
+        [
+            name,
+            f"{s.completed}/{s.requests}",
+            str(s.failed + s.rejected),
+            str(s.rate_limited),
+            str(s.retries),
+            f"{s.makespan:.1f}",
+            f"{s.achieved_per_minute:.1f}",
+            f"{s.wait_p50:.2f}",
+            f"{s.wait_p99:.2f}",
+        ]
+        for name, s in summaries.items()
+    ]
+    table = table_ax.table(cellText=cells, colLabels=columns, loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(9)
+    table.scale(1.0, 1.2)
+    for (r, _), cell in table.get_celld().items():
+        if r == 0:
+            cell.set_text_props(weight="bold")
+            cell.set_facecolor("#eeeeee")
+    return fig
+
+
+def _named_traces(
+    runs: Comparison | Mapping[str, Trace] | Sequence[Trace],
+) -> tuple[dict[str, Trace], dict[str, Summary], float | None]:
+    if hasattr(runs, "traces") and hasattr(runs, "summaries"):
+        return dict(runs.traces), dict(runs.summaries), getattr(runs, "limit_per_minute", None)
+    if isinstance(runs, Mapping):
+        traces = dict(runs)
+    else:
+        traces = {}
+        for i, trace in enumerate(runs):
+            name = str(trace.meta.get("design") or f"run {i + 1}")
+            while name in traces:
+                name += "'"
+            traces[name] = trace
+    first = next(iter(traces.values()), None)
+    limit = server_limit(first, "rpm") if first is not None else None
+    return traces, {name: t.summary(limit) for name, t in traces.items()}, limit
