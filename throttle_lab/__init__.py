@@ -16,7 +16,7 @@ This module re-exports the library's public names; see ``DESIGN.md`` for the map
 """
 
 from . import _moved
-from .client.adaptive import AIMD, AIMDStatistics, ClientSideThrottle, ClientSideThrottleStatistics
+from .client.adaptive import AIMD, ClientSideThrottle
 from .client.backoff import (
     Backoff,
     DecorrelatedJitter,
@@ -25,26 +25,20 @@ from .client.backoff import (
     FullJitter,
     OpenAIBackoff,
 )
-from .client.retry import RETRYABLE_STATUSES, RetryError, RetryPolicy
-from .client.retry_after import RetryHint, parse_duration, parse_retry_after, retry_hint
-from .client.tokens import estimate_prompt_tokens, estimate_request_tokens, estimate_text_tokens
-from .client.transport import ThrottledTransport, server_charge
-from .core.events import Event, Kind, current_request, emit, is_recording, observe, record, request_scope
+from .client.retry import RetryError, RetryPolicy
+from .client.retry_after import parse_retry_after
+from .client.tokens import estimate_request_tokens
+from .client.transport import ThrottledTransport
+from .core.events import Event, Kind, observe, record, request_scope
+from .core.gate import RequestGate
 from .core.limiters import (
     GCRA,
     ConcurrencyLimiter,
-    ConcurrencyStatistics,
     FixedWindow,
-    FixedWindowStatistics,
-    GCRAStatistics,
     Limiter,
-    LimiterStatistics,
     SlidingWindowCounter,
-    SlidingWindowCounterStatistics,
     SlidingWindowLog,
-    SlidingWindowLogStatistics,
     TokenBucket,
-    TokenBucketStatistics,
 )
 from .core.runtime import (
     VirtualTimeDeadlock,
@@ -54,68 +48,52 @@ from .core.runtime import (
     now,
     run,
 )
-from .core.throttler import KeyedThrottler, Permit, Throttler, ThrottlerStatistics
-from .core.trace import Span, Summary, Trace, percentile
+from .core.throttler import KeyedThrottler, Permit, Throttler
+from .core.trace import Summary, Trace
 
 __all__ = [
     "AIMD",
     "GCRA",
-    "RETRYABLE_STATUSES",
-    "AIMDStatistics",
     "Backoff",
     "ClientSideThrottle",
-    "ClientSideThrottleStatistics",
     "ConcurrencyLimiter",
-    "ConcurrencyStatistics",
     "DecorrelatedJitter",
     "EqualJitter",
     "Event",
     "ExponentialBackoff",
     "FixedWindow",
-    "FixedWindowStatistics",
     "FullJitter",
-    "GCRAStatistics",
     "KeyedThrottler",
     "Kind",
     "Limiter",
-    "LimiterStatistics",
     "OpenAIBackoff",
     "Permit",
+    "RequestGate",
     "RetryError",
-    "RetryHint",
     "RetryPolicy",
     "SlidingWindowCounter",
-    "SlidingWindowCounterStatistics",
     "SlidingWindowLog",
-    "SlidingWindowLogStatistics",
-    "Span",
     "Summary",
     "ThrottledTransport",
     "Throttler",
-    "ThrottlerStatistics",
     "TokenBucket",
-    "TokenBucketStatistics",
     "Trace",
     "VirtualTimeDeadlock",
     "VirtualTimeError",
     "VirtualTimeLivelock",
     "VirtualTimeLoop",
-    "current_request",
-    "emit",
-    "estimate_prompt_tokens",
     "estimate_request_tokens",
-    "estimate_text_tokens",
-    "is_recording",
     "now",
     "observe",
-    "parse_duration",
     "parse_retry_after",
-    "percentile",
     "record",
     "request_scope",
-    "retry_hint",
     "run",
-    "server_charge",
 ]
 
 _moved.install()  # the 0.1 import paths (throttle_lab.experiments, ...) keep working
+
+
+def __getattr__(name: str) -> object:
+    # 0.1 exported plumbing here too (emit, the statistics classes...): still found, with a warning.
+    return _moved.plumbing(name)

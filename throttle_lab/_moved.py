@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Sequence
 from types import CodeType, ModuleType
 
-__all__ = ["MOVED", "install", "new_location"]
+__all__ = ["MOVED", "PLUMBING", "install", "new_location", "plumbing"]
 
 #: Old module path (under ``throttle_lab.``) -> where it lives now.
 MOVED: dict[str, str] = {
@@ -45,6 +45,33 @@ MOVED: dict[str, str] = {
 }
 _PREFIX = "throttle_lab."
 
+#: Names 0.1 exported from ``throttle_lab`` itself that are plumbing, not the surface a user works with:
+#: they now live only in their module (name -> module), and ``throttle_lab.<name>`` still finds them.
+PLUMBING: dict[str, str] = {
+    "emit": "core.events",
+    "current_request": "core.events",
+    "is_recording": "core.events",
+    "Span": "core.trace",
+    "percentile": "core.trace",
+    "LimiterStatistics": "core.accounting",
+    "ConcurrencyStatistics": "core.limiters.concurrency",
+    "FixedWindowStatistics": "core.limiters.fixed_window",
+    "GCRAStatistics": "core.limiters.gcra",
+    "SlidingWindowCounterStatistics": "core.limiters.sliding_counter",
+    "SlidingWindowLogStatistics": "core.limiters.sliding_log",
+    "TokenBucketStatistics": "core.limiters.token_bucket",
+    "ThrottlerStatistics": "core.throttler",
+    "AIMDStatistics": "client.adaptive",
+    "ClientSideThrottleStatistics": "client.adaptive",
+    "RETRYABLE_STATUSES": "client.retry",
+    "RetryHint": "client.retry_after",
+    "retry_hint": "client.retry_after",
+    "parse_duration": "client.retry_after",
+    "estimate_prompt_tokens": "client.tokens",
+    "estimate_text_tokens": "client.tokens",
+    "server_charge": "client.transport",
+}
+
 
 def new_location(name: str) -> str | None:
     """The module an old dotted path now names (``None`` if ``name`` did not move)."""
@@ -55,6 +82,21 @@ def new_location(name: str) -> str | None:
         if rest == old or rest.startswith(old + "."):
             return _PREFIX + new + rest[len(old) :]
     return None
+
+
+def plumbing(name: str) -> object:
+    """``throttle_lab.<name>`` for a name that moved into its module (see :data:`PLUMBING`), with a
+    ``DeprecationWarning`` saying where it lives now; ``AttributeError`` for any other name."""
+    module = PLUMBING.get(name)
+    if module is None:
+        raise AttributeError(f"module 'throttle_lab' has no attribute {name!r}")
+    where = f"throttle_lab.{module}.{name}"
+    warnings.warn(
+        f"throttle_lab.{name} moved to {where} in throttle_lab 0.2; import it from there",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return getattr(importlib.import_module(_PREFIX + module), name)
 
 
 class _Alias(importlib.abc.Loader):

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from throttle_lab import RETRYABLE_STATUSES, ExponentialBackoff, FullJitter, RetryError, RetryPolicy
-from throttle_lab.client.retry import IDEMPOTENCY_HEADER, IDEMPOTENT_METHODS, HintMode
+from throttle_lab import ExponentialBackoff, FullJitter, RetryError, RetryPolicy
+from throttle_lab.client.retry import IDEMPOTENCY_HEADER, IDEMPOTENT_METHODS, RETRYABLE_STATUSES, HintMode
 
 
 def policy(**kwargs: object) -> RetryPolicy:

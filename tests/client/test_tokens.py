@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from throttle_lab import estimate_prompt_tokens, estimate_request_tokens, estimate_text_tokens
-from throttle_lab.client.tokens import request_body
+from throttle_lab import estimate_request_tokens
+from throttle_lab.client.tokens import estimate_prompt_tokens, estimate_text_tokens, request_body
 
 
 def test_text_tokens_are_a_quarter_of_the_characters_rounded_up() -> None:

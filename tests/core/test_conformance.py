@@ -39,8 +39,8 @@ FACTORIES: dict[str, Callable[[], Any]] = {
     "sliding_log": lambda: SlidingWindowLog(max_requests=4, window_seconds=2),
     "sliding_counter": lambda: SlidingWindowCounter(max_requests=4, window_seconds=2),
     "fixed_window": lambda: FixedWindow(max_requests=4, window_seconds=2),
-    "throttler_tpm": lambda: Throttler(tpm=120, window=2.0),
-    "throttler_all": lambda: Throttler(max_concurrent=4, rpm=600, tpm=120, window=2.0),
+    "throttler_tpm": lambda: Throttler(tpm=120, burst_seconds=2.0),
+    "throttler_all": lambda: Throttler(max_concurrent=4, rpm=600, tpm=120, burst_seconds=2.0),
 }
 # Bad constructor calls, each with the argument name the error must mention.
 INVALID: dict[str, list[tuple[Callable[[], Any], str]]] = {

@@ -5,7 +5,8 @@ import dataclasses
 
 import pytest
 
-from throttle_lab import Event, Kind, TokenBucket, emit, is_recording, observe, record, request_scope, run
+from throttle_lab import Event, Kind, TokenBucket, observe, record, request_scope, run
+from throttle_lab.core.events import emit, is_recording
 
 
 def test_nothing_is_kept_when_nobody_records() -> None:
@@ -55,7 +56,7 @@ def test_observe_gives_a_live_feed() -> None:
 
 def test_events_are_frozen_and_store_plain_strings() -> None:
     with record() as trace:
-        emit(0.5, Kind.RATE_LIMITED, "client", 7, 1, {"status": 429})
+        emit(0.5, Kind.HTTP_429, "client", 7, 1, {"status": 429})
     event = trace[0]
     assert event.kind == "429" and type(event.kind) is str
     with pytest.raises(dataclasses.FrozenInstanceError):

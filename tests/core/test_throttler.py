@@ -412,3 +412,13 @@ def test_keyed_throttler_prune_and_bounded_repr() -> None:
     assert repr(keyed) == "<KeyedThrottler 0 keys>"
     with pytest.raises(ValueError, match="max_keys"):
         KeyedThrottler(lambda key: Throttler(rpm=60), max_keys=0)
+
+
+def test_burst_seconds_is_the_new_name_of_window() -> None:
+    new, old = Throttler(rpm=60, burst_seconds=2.0), Throttler(rpm=60, window=2.0)
+    assert new.burst_seconds == old.burst_seconds == old.window == 2.0
+    assert new.requests is not None and new.requests.max_weight == 2.0
+    with pytest.raises(ValueError, match="not both"):
+        Throttler(rpm=60, burst_seconds=1.0, window=2.0)
+    with pytest.raises(ValueError, match="burst_seconds"):
+        Throttler(rpm=60, burst_seconds=0)

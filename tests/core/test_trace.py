@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from throttle_lab import Event, Trace, percentile
+from throttle_lab import Event, Trace
+from throttle_lab.core.trace import percentile
 
 
 def ev(

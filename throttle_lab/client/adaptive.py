@@ -27,15 +27,15 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.validation import check_finite, check_positive
+
 __all__ = ["AIMD", "AIMDStatistics", "ClientSideThrottle", "ClientSideThrottleStatistics"]
 
 
 def _loop_time(now: float | None, who: str) -> float:
     """``now`` if given (checked), else the running loop's clock, with an error that says what to do."""
     if now is not None:
-        if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
-            raise ValueError(f"now must be a finite loop time in seconds, got {now!r}")
-        return float(now)
+        return check_finite("now", now, unit="loop-time seconds")
     try:
         return asyncio.get_running_loop().time()
     except RuntimeError:
@@ -45,11 +45,7 @@ def _loop_time(now: float | None, who: str) -> float:
 
 
 def _finite(name: str, value: float, *, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return float(value)
+    return check_positive(name, value) if positive else check_finite(name, value)
 
 
 # ----------------------------------------------------------------------------------------------------------

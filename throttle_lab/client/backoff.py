@@ -47,9 +47,10 @@ experiment, a test, a lesson), and give concurrent retry loops *different* seeds
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Protocol, runtime_checkable
+
+from ..core.validation import check_positive, is_real
 
 __all__ = [
     "Backoff",
@@ -75,19 +76,8 @@ class Backoff(Protocol):
     def reset(self) -> None: ...
 
 
-def _is_real(value: object) -> bool:
-    """A finite int or float (bool excluded: ``True`` seconds is a bug, not a delay)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_seconds(name: str, value: float) -> float:
-    if not _is_real(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-    return float(value)
-
-
 def _check_cap(base: float, cap: float) -> float:
-    cap = _check_seconds("cap", cap)
+    cap = check_positive("cap", cap, unit="seconds")
     if cap < base:
         raise ValueError(f"cap must be >= base ({base!r}), got {cap!r}")
     return cap
@@ -101,14 +91,15 @@ def _grown(base: float, factor: float, attempt: int, cap: float) -> float:
         return cap
 
 
-class _Capped:
-    """Shared plumbing: argument checks and the "never earlier than the hint" rule.
+class _BackoffBase:
+    """What every strategy shares: argument checks, its own random generator and the "never earlier than
+    the hint" rule.
 
     Subclasses implement ``_compute(attempt)``; the rule lives here once, so no strategy can forget it.
     """
 
     def __init__(self, base: float, cap: float, seed: int | None) -> None:
-        self._base = _check_seconds("base", base)
+        self._base = check_positive("base", base, unit="seconds")
         self._cap = _check_cap(self._base, cap)
         self._seed = seed
         # Own generator, never the module-level one: another library calling random.seed() or drawing
@@ -127,7 +118,7 @@ class _Capped:
         """Seconds to wait before retry ``attempt`` (0 = the first retry): ``max(computed, hint)``."""
         if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 0:
             raise ValueError(f"attempt must be an int >= 0 (0 = first retry), got {attempt!r}")
-        if hint is not None and (not _is_real(hint) or hint < 0):
+        if hint is not None and (not is_real(hint) or hint < 0):
             # parse_retry_after never produces such a value; getting one means a bug upstream, so say so
             # instead of sleeping forever or not at all.
             raise ValueError(f"hint must be None or a finite number of seconds >= 0, got {hint!r}")
@@ -145,7 +136,7 @@ class _Capped:
         return f"{type(self).__name__}(base={self._base!r}, cap={self._cap!r}, seed={self._seed!r})"
 
 
-class ExponentialBackoff(_Capped):
+class ExponentialBackoff(_BackoffBase):
     """Wait ``base·factorⁿ`` seconds before retry ``n``, at most ``cap``; no randomness at all.
 
     >>> backoff = ExponentialBackoff(base=0.5, factor=2.0, cap=8.0)
@@ -158,7 +149,7 @@ class ExponentialBackoff(_Capped):
 
     def __init__(self, base: float = 0.5, factor: float = 2.0, cap: float = 8.0) -> None:
         super().__init__(base, cap, seed=None)
-        if not _is_real(factor) or factor < 1:
+        if not is_real(factor) or factor < 1:
             raise ValueError(f"factor must be a finite number >= 1, got {factor!r}")
         self._factor = float(factor)
 
@@ -173,7 +164,7 @@ class ExponentialBackoff(_Capped):
         return f"ExponentialBackoff(base={self._base!r}, factor={self._factor!r}, cap={self._cap!r})"
 
 
-class FullJitter(_Capped):
+class FullJitter(_BackoffBase):
     """Wait a uniform random time in ``[0, min(cap, base·2ⁿ))``: the exponential schedule is only the ceiling.
 
     >>> backoff = FullJitter(base=1.0, cap=10.0, seed=7)
@@ -191,7 +182,7 @@ class FullJitter(_Capped):
         return self._rng.uniform(0.0, _grown(self._base, 2.0, attempt, self._cap))
 
 
-class EqualJitter(_Capped):
+class EqualJitter(_BackoffBase):
     """Wait half the exponential schedule for sure, plus a random share of the other half.
 
     With ``t = min(cap, base·2ⁿ)`` the delay is ``t/2 + uniform(0, t/2)``, so it always lies in ``[t/2, t]``.
@@ -212,7 +203,7 @@ class EqualJitter(_Capped):
         return half + self._rng.uniform(0.0, half)
 
 
-class DecorrelatedJitter(_Capped):
+class DecorrelatedJitter(_BackoffBase):
     """Each wait is drawn from ``[base, 3 × the previous wait]``, capped: ``min(cap, uniform(base, prev·3))``.
 
     Stateful: the next delay depends on the last one rather than on ``attempt``, so waits grow on average
@@ -250,7 +241,7 @@ class DecorrelatedJitter(_Capped):
         self._previous = self._base
 
 
-class OpenAIBackoff(_Capped):
+class OpenAIBackoff(_BackoffBase):
     """The official ``openai`` Python SDK's default backoff, so lessons can compare against it.
 
     ``min(0.5·2ⁿ, 8)`` seconds, shortened by a random 0-25 %: 0.375-0.5 s before the first retry,

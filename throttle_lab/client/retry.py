@@ -53,6 +53,7 @@ from collections.abc import Collection
 from dataclasses import InitVar, dataclass, field
 from typing import Any, Literal
 
+from ..core.validation import check_non_negative
 from .backoff import Backoff, FullJitter
 
 __all__ = [
@@ -236,11 +237,9 @@ class RetryPolicy:
         seconds (``None``: none given); ``elapsed`` is the time since the first attempt started; ``method``
         the request's HTTP method (see :meth:`is_retryable`).
         """
-        if hint is not None and not (
-            isinstance(hint, int | float) and not isinstance(hint, bool) and math.isfinite(hint) and hint >= 0
-        ):
-            # parse_retry_after never produces such a value; getting one is a bug upstream, so say so.
-            raise ValueError(f"hint must be None or a finite number of seconds >= 0, got {hint!r}")
+        if hint is not None:
+            # parse_retry_after never produces a bad value; getting one is a bug upstream, so say so.
+            check_non_negative("hint", hint, unit="seconds")
         if not self.is_retryable(status, method) or attempt >= self.max_attempts:
             return None
         retry = attempt - 1  # the backoff counts retries from 0

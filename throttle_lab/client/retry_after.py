@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email.utils import parsedate_tz
 
+from ..core.validation import check_finite, check_positive
+
 __all__ = ["RetryHint", "parse_duration", "parse_retry_after", "retry_hint"]
 
 
@@ -303,10 +305,9 @@ def retry_hint(
 
     :func:`parse_retry_after` is the same search returning just the number of seconds.
     """
-    if not (isinstance(cap, int | float) and math.isfinite(cap) and cap > 0):
-        raise ValueError(f"cap must be a positive, finite number of seconds, got {cap!r}")
-    if now is not None and not (isinstance(now, int | float) and math.isfinite(now)):
-        raise ValueError(f"now must be a finite epoch time in seconds, got {now!r}")
+    check_positive("cap", cap, unit="seconds")
+    if now is not None:
+        check_finite("now", now, unit="epoch seconds")
     if not headers:
         return None
 

@@ -52,25 +52,50 @@ import json
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any, Literal, Protocol
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any, Literal, cast
 
 import httpx
 
 from ..core.events import Kind, current_request, emit, request_scope
-from ..core.throttler import Permit, Throttler
+from ..core.gate import UNMETERED, Admission, ChargeTokens, CoolsDown, RequestGate, Slotted
+from ..core.limiters._base import Limiter
 from .adaptive import AIMD, ClientSideThrottle
 from .retry import IDEMPOTENT_METHODS, RetryError, RetryPolicy
 from .retry_after import parse_retry_after
 from .tokens import estimate_request_tokens, max_tokens_of, request_body
 
-__all__ = ["Gate", "ThrottledTransport", "server_charge"]
+__all__ = ["ThrottledTransport", "server_charge"]
 
 
-class Gate(Protocol):
-    """Anything with ``slot(weight)``: every throttle_lab limiter, the throttler, the naive designs."""
+#: The 0.1 name of the ``slot(weight)`` contract; :class:`~throttle_lab.core.gate.RequestGate` is today's.
+Gate = Slotted
 
-    def slot(self, weight: float = ..., /) -> Any: ...
+
+class _SlotGate:
+    """The 0.1 contract, still accepted: anything with ``slot(weight)`` gates one unit per request."""
+
+    def __init__(self, limiter: Slotted) -> None:
+        self.limiter = limiter
+
+    @asynccontextmanager
+    async def admit(self, tokens: float = 0) -> AsyncIterator[Admission]:
+        async with self.limiter.slot(1):
+            yield UNMETERED
+
+
+def _as_gate(limiter: object, weight: str) -> RequestGate | None:
+    """The gate a transport waits on: the limiter itself, or an adapter saying what one request costs."""
+    if limiter is None:
+        return None
+    if weight == "tokens" and isinstance(limiter, Limiter):
+        return ChargeTokens(limiter)  # a plain limiter used as a token meter
+    if isinstance(limiter, RequestGate):
+        return limiter
+    if callable(getattr(limiter, "slot", None)):
+        slotted = cast(Slotted, limiter)
+        return ChargeTokens(slotted) if weight == "tokens" else _SlotGate(slotted)
+    raise ValueError(f"limiter must have admit(tokens) or slot(weight), got {limiter!r}")
 
 
 def server_charge(
@@ -96,9 +121,12 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
     Args:
         transport: the transport that really sends (default: ``httpx.AsyncHTTPTransport()``); for the
             in-process mock server, ``httpx.ASGITransport(app=create_app(...))``.
-        limiter: what each attempt waits for.  A :class:`~throttle_lab.Throttler` (or a shared one) is
-            charged the estimated tokens, and a ``Throttler`` is paused on 429s; other limiters are charged
-            one unit per attempt (``weight="tokens"`` charges them the tokens instead).
+        limiter: what each attempt waits for: any :class:`~throttle_lab.core.gate.RequestGate` (every
+            throttle_lab limiter).  A :class:`~throttle_lab.Throttler` (or a shared one) is charged the
+            estimated tokens and, being able to cool down (:class:`~throttle_lab.core.gate.CoolsDown`), is
+            paused on 429s; other limiters are charged one unit per attempt (``weight="tokens"`` charges a
+            plain limiter the tokens instead).  An object with only ``slot(weight)`` (the 0.1 contract) is
+            charged one unit per attempt.
         retry: the retry policy (``None``: answers are returned as they come, no retries).  Its
             ``retry_non_idempotent`` and ``idempotency_key`` decide which requests are resent on a 5xx and
             whether they carry an ``Idempotency-Key``.  Exceptions -- connection errors, timeouts -- are
@@ -124,7 +152,7 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         self,
         transport: httpx.AsyncBaseTransport | None = None,
         *,
-        limiter: Gate | None = None,
+        limiter: RequestGate | Slotted | None = None,
         retry: RetryPolicy | None = None,
         aimd: AIMD | None = None,
         client_throttle: ClientSideThrottle | None = None,
@@ -133,12 +161,11 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         raise_on_give_up: bool = False,
         name: str = "client",
     ) -> None:
-        if limiter is not None and not callable(getattr(limiter, "slot", None)):
-            raise ValueError(f"limiter must have a slot(weight) method, got {limiter!r}")
         if weight not in ("requests", "tokens"):
             raise ValueError(f"weight must be 'requests' or 'tokens', got {weight!r}")
         self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
         self.limiter = limiter
+        self.gate = _as_gate(limiter, weight)  # what each attempt waits on (see _as_gate)
         self.retry = retry
         self.aimd = aimd
         self.client_throttle = client_throttle
@@ -245,23 +272,20 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
             # Keep the slot until the stream is finished: the request is in flight until then.
             return _rebuild_stream(response, request, hold, outcome)
         content = await _read_raw(response)
+        admission = hold.permit
         if (
             body is not None
-            and isinstance(hold.permit, Permit)
+            and admission is not None
+            and admission is not UNMETERED  # nothing to correct: skip parsing the body
             and not response.headers.get("content-encoding")
         ):
-            self._reconcile(hold.permit, body, content)
+            self._reconcile(admission, body, content)
         await hold.release((outcome, {"status": status}))
         return _rebuild(response, content, request)
 
     async def _enter(self, hold: _Hold, tokens: float) -> None:
-        if self.limiter is None:
-            return
-        if getattr(self.limiter, "weighs_tokens", False):  # a throttler: its weight *is* the tokens
-            await hold.enter(self.limiter.slot(tokens))
-            return
-        units = tokens if self.weight == "tokens" and tokens > 0 else 1
-        await hold.enter(self.limiter.slot(units))
+        if self.gate is not None:
+            await hold.enter(self.gate.admit(tokens))
 
     def _on_rate_limited(self, now: float, hint: float | None, content: bytes) -> None:
         limit_type = None
@@ -270,19 +294,19 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
             limit_type = error.get("type") if isinstance(error, dict) else None
         except (ValueError, AttributeError):
             pass
-        emit(now, Kind.RATE_LIMITED, self.name, detail={"status": 429, "hint": hint, "type": limit_type})
+        emit(now, Kind.HTTP_429, self.name, detail={"status": 429, "hint": hint, "type": limit_type})
         if self.aimd is not None:
             self.aimd.on_rate_limited(now)
         if self.client_throttle is not None:
             self.client_throttle.record(False)
         if (
             hint is not None
-            and isinstance(self.limiter, Throttler)
+            and isinstance(self.gate, CoolsDown)
             and (self.retry is None or self.retry.pause_on_429)
         ):
-            self.limiter.pause(hint)
+            self.gate.pause(hint)
 
-    def _reconcile(self, permit: Permit, body: Mapping[str, Any], content: bytes) -> None:
+    def _reconcile(self, permit: Admission, body: Mapping[str, Any], content: bytes) -> None:
         parsed = request_body(content)
         if parsed is None:
             return
@@ -370,10 +394,10 @@ class _Hold:
         self._request: Hashable | None = current_request()
         self._context = contextvars.copy_context()
         self._gate = AsyncExitStack()
-        self.permit: Any = None
+        self.permit: Admission | None = None
         self.settled = False
 
-    async def enter(self, slot: AbstractAsyncContextManager[Any]) -> None:
+    async def enter(self, slot: AbstractAsyncContextManager[Admission]) -> None:
         self.permit = await self._gate.enter_async_context(slot)
 
     async def release(self, outcome: _Outcome | None = None) -> None:

@@ -66,7 +66,8 @@ class Kind(enum.StrEnum):
     # A client's view.
     SENT = "sent"  # an attempt left for the server
     RESPONSE = "response"  # an attempt came back; detail["status"]
-    RATE_LIMITED = "429"  # an attempt came back 429
+    HTTP_429 = "429"  # an attempt came back 429 Too Many Requests (the server refused it for now)
+    RATE_LIMITED = "429"  # the 0.1 name of HTTP_429 (an alias: the same member)
     RETRY = "retry"  # a retry is scheduled after detail["delay"] seconds
     DONE = "done"  # the request finished successfully
     FAILED = "failed"  # the request gave up (retries exhausted, error)

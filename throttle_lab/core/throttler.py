@@ -24,7 +24,7 @@ own pace.
 >>> import asyncio
 >>> from throttle_lab import Throttler, run
 >>> async def main() -> list[float]:
-...     throttler = Throttler(max_concurrent=2, rpm=60, tpm=1_000, window=2.0)
+...     throttler = Throttler(max_concurrent=2, rpm=60, tpm=1_000, burst_seconds=2.0)
 ...     loop = asyncio.get_running_loop()
 ...     sent = []
 ...     async def call(tokens: int) -> None:
@@ -36,8 +36,8 @@ own pace.
 >>> run(main())
 [0.0, 0.0, 1.0, 2.0, 3.0]
 
-With ``window=2.0`` the RPM bucket holds 2 (60 per minute enforced over 2 s, as a provider enforcing
-"1 per second" would); two requests go at once, then one per second.
+With ``burst_seconds=2.0`` the RPM bucket holds 2 (two seconds' worth of 60 per minute, as a provider
+enforcing "1 per second" would); two requests go at once, then one per second.
 """
 
 from __future__ import annotations
@@ -47,14 +47,18 @@ import math
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
+from .accounting import LimiterStatistics
 from .events import _OBSERVERS, Kind, emit
-from .limiters._base import Limiter, LimiterStatistics, check_positive
+from .gate import RequestGate
+from .limiters._base import Limiter
 from .limiters.concurrency import ConcurrencyLimiter
 from .limiters.token_bucket import TokenBucket
+from .validation import check_non_negative, check_positive
+from .waiting_room import _MUST_WAIT, WaitingRoom
 
 __all__ = ["KeyedThrottler", "Permit", "Throttler", "ThrottlerStatistics"]
 
@@ -97,14 +101,7 @@ class Permit:
         that in one request, and a bogus ``usage`` (say ``2**31``) must not put the next request years
         away.
         """
-        if not (
-            isinstance(actual_tokens, int | float)
-            and not isinstance(actual_tokens, bool)
-            and math.isfinite(actual_tokens)
-            and actual_tokens >= 0
-        ):
-            raise ValueError(f"actual_tokens must be a non-negative number, got {actual_tokens!r}")
-        charged = min(float(actual_tokens), self._throttler.max_weight)
+        charged = min(check_non_negative("actual_tokens", actual_tokens), self._throttler.max_weight)
         delta = charged - self.tokens
         if delta:
             self._throttler._adjust_tokens(self, delta)
@@ -124,17 +121,24 @@ class ThrottlerStatistics(LimiterStatistics):
     tokens_granted: float
 
 
-class Throttler(Limiter):
+class Throttler(WaitingRoom):
     """One reservation across concurrency, requests-per-minute and tokens-per-minute limits.
+
+    Not a limiter itself but a composition of them: a :class:`~throttle_lab.ConcurrencyLimiter` and two
+    rate *meters* (token buckets by default), asked together in one waiting room.  It hands out
+    :class:`Permit` objects where a limiter hands out units, and is a
+    :class:`~throttle_lab.core.gate.RequestGate` like every limiter (``admit(tokens)``).
 
     Args:
         max_concurrent: requests in flight at once (None: no limit).
         rpm: requests per minute (None: no limit).
         tpm: tokens per minute (None: no limit).
-        window: the span over which the per-minute limits may burst, in seconds.  Each becomes a token
-            bucket holding ``limit x window / 60`` and refilling at ``limit / 60`` per second -- the way
-            providers enforce them.  60 (default) lets a fresh minute's whole budget go at once; use the
-            server's own window (e.g. 1 s) to never burst above what it tolerates.
+        burst_seconds: how many seconds' worth of each per-minute limit may go at once.  Each limit becomes
+            a token bucket holding ``limit x burst_seconds / 60`` and refilling at ``limit / 60`` per
+            second -- the way providers enforce them.  60 (default) lets a fresh minute's whole budget go
+            at once; use the server's own span (e.g. 1 s) to never burst above what it tolerates.  (Not a
+            window in the sense of :class:`~throttle_lab.SlidingWindowLog`'s ``window_seconds``: the
+            bucket refills continuously.  ``window=`` is the 0.1 spelling, still accepted.)
         requests, tokens: limiters to use instead of the default buckets (e.g. a ``SlidingWindowLog``).
             They serve as *meters*: the throttler asks them when a request fits and books it; their own
             queues stay empty.
@@ -144,10 +148,8 @@ class Throttler(Limiter):
     hold raises at once instead of waiting forever.
     """
 
-    holds = True
     level_name = "in_flight"
-    #: ``acquire``'s weight is the request's tokens (transports charge throttlers their token estimate).
-    weighs_tokens: ClassVar[bool] = True
+    weighs_in_tokens = True  # acquire's weight is the request's tokens; zero is allowed
 
     def __init__(
         self,
@@ -155,18 +157,21 @@ class Throttler(Limiter):
         rpm: float | None = None,
         tpm: float | None = None,
         *,
-        window: float = 60.0,
+        burst_seconds: float | None = None,
         requests: Limiter | None = None,
         tokens: Limiter | None = None,
         name: str = "throttler",
+        window: float | None = None,
     ) -> None:
         super().__init__(name=name)
-        check_positive("window", window)
+        if burst_seconds is not None and window is not None:
+            raise ValueError("give burst_seconds= (window= is its old name), not both")
+        span = burst_seconds if burst_seconds is not None else window if window is not None else 60.0
+        self.burst_seconds = check_positive("burst_seconds" if window is None else "window", span)
         if rpm is not None and requests is not None:
             raise ValueError("give rpm= or requests=, not both")
         if tpm is not None and tokens is not None:
             raise ValueError("give tpm= or tokens=, not both")
-        self.window = float(window)
         self.concurrency = (
             ConcurrencyLimiter(max_concurrent, name=f"{name}.concurrency")
             if max_concurrent is not None
@@ -179,7 +184,7 @@ class Throttler(Limiter):
         for meter in (self.requests, self.tokens):
             if meter is None:
                 continue
-            if meter.holds:
+            if meter.holds_capacity:
                 raise ValueError(
                     f"{meter.name} holds capacity until released; pass it as max_concurrent instead"
                 )
@@ -207,30 +212,30 @@ class Throttler(Limiter):
         if limit is None:
             return None
         check_positive(what, limit)
-        return TokenBucket(per_minute=limit, capacity=limit * self.window / 60.0, name=name)
+        return TokenBucket(per_minute=limit, capacity=limit * self.burst_seconds / 60.0, name=name)
+
+    @property
+    def window(self) -> float:
+        """The 0.1 name of :attr:`burst_seconds`."""
+        return self.burst_seconds
 
     # ------------------------------------------------------------------ public surface
-    async def acquire(self, tokens: float = 0) -> Permit:  # type: ignore[override]
+    async def acquire(self, tokens: float = 0) -> Permit:
         """Wait in line until a slot, a request and ``tokens`` tokens are all available; take them together.
 
         Returns a :class:`Permit`; call ``permit.release()`` when the response is complete (or use
         :meth:`slot`, which does it for you).
         """
-        self._validate(tokens)
-        loop = self._bind()
-        now = loop.time()
-        if not self._n_waiting and self._ready_at(tokens, now) <= now:
-            receipts = self._take(tokens, now)
-            self._granted += 1
-            if _OBSERVERS.get():
-                emit(now, Kind.GRANTED, self.name, None, tokens, self._grant_detail(0.0, now))
-            return Permit(self, tokens, receipts)
-        receipts = await self._wait(loop, tokens, now)
+        receipts = self._grant_now(tokens)
+        if receipts is _MUST_WAIT:
+            loop = self._loop
+            assert loop is not None
+            receipts = await self._wait(loop, tokens, loop.time())
         return Permit(self, tokens, receipts)
 
-    def try_acquire(self, tokens: float = 0) -> Permit | None:  # type: ignore[override]
+    def try_acquire(self, tokens: float = 0) -> Permit | None:
         """A permit if one is available now without jumping the queue, else ``None``."""
-        self._validate(tokens)
+        self._check_weight(tokens, zero_ok=True)
         loop = self._bind()
         now = loop.time()
         if self._n_waiting or self._ready_at(tokens, now) > now:
@@ -242,7 +247,7 @@ class Throttler(Limiter):
         return Permit(self, tokens, receipts)
 
     @asynccontextmanager
-    async def slot(self, tokens: float = 0) -> AsyncIterator[Permit]:  # type: ignore[override]
+    async def slot(self, tokens: float = 0) -> AsyncIterator[Permit]:
         """``async with throttler.slot(tokens=est) as permit:`` -- released on exit, even on error."""
         permit = await self.acquire(tokens)
         try:
@@ -250,7 +255,12 @@ class Throttler(Limiter):
         finally:
             permit.release()
 
-    def release(self, permit: Permit) -> None:  # type: ignore[override]
+    def admit(self, tokens: float = 0) -> AbstractAsyncContextManager[Permit]:
+        """Room for one request of ``tokens`` (the :class:`~throttle_lab.core.gate.RequestGate` contract):
+        the same as :meth:`slot`."""
+        return self.slot(tokens)
+
+    def release(self, permit: Permit) -> None:
         """Same as ``permit.release()``."""
         permit.release()
 
@@ -281,13 +291,7 @@ class Throttler(Limiter):
         >>> run(main())                                 # 2 earned during the pause, then one a second
         [2.0, 2.0, 3.0, 4.0]
         """
-        if not (
-            isinstance(seconds, int | float)
-            and not isinstance(seconds, bool)
-            and math.isfinite(seconds)
-            and seconds >= 0
-        ):
-            raise ValueError(f"seconds must be a non-negative number, got {seconds!r}")
+        check_non_negative("seconds", seconds)
         loop = self._bind()
         self.pause_until(loop.time() + seconds, drain=drain)
 
@@ -350,20 +354,6 @@ class Throttler(Limiter):
         return self.tokens.max_weight if self.tokens is not None else INF
 
     # ------------------------------------------------------------------ the combined algorithm
-    def _validate(self, weight: float) -> None:
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (0 <= weight < INF):
-            raise ValueError(f"tokens must be a non-negative finite number, got {weight!r}")
-        if weight > self.max_weight:
-            self._rejected += 1
-            loop = self._loop_or_none()
-            if loop is not None and _OBSERVERS.get():
-                emit(loop.time(), Kind.REJECTED, self.name, None, weight, {"reason": "oversize"})
-            raise ValueError(
-                f"a request of {weight:g} tokens can never fit {self.name}'s token budget "
-                f"({self.max_weight:g} at most); waiting for it would never end. Lower max_tokens or "
-                "split the request."
-            )
-
     def _ready_at(self, weight: float, now: float) -> float:
         # All-or-nothing: the request can go when the last of its limits lets it (and no pause holds).
         ready = self._paused_until
@@ -579,3 +569,8 @@ class KeyedThrottler:
         count = len(self._throttlers)
         listing = f": {shown}" + (f" and {more:,} more" if more > 0 else "") if count else ""
         return f"<KeyedThrottler {count:,} key{'s' if count != 1 else ''}{listing}>"
+
+
+def _keeps_the_gate_contract(limiter: Limiter, throttler: Throttler) -> tuple[RequestGate, RequestGate]:
+    """Never called: mypy checks here that a limiter and a throttler both fit :class:`RequestGate`."""
+    return limiter, throttler

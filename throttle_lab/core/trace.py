@@ -313,7 +313,7 @@ class Trace(Sequence[Event]):
                 span["attempts"] += 1
                 if span["sent"] is None:
                     span["sent"] = event.t
-            elif kind == Kind.RATE_LIMITED:
+            elif kind == Kind.HTTP_429:
                 span["rate_limited"] += 1
             elif kind == Kind.RETRY:
                 span["retries"] += 1
@@ -353,7 +353,7 @@ class Trace(Sequence[Event]):
             completed=completed,
             failed=self.count(Kind.FAILED),
             rejected=len([e for e in self.filter(Kind.REJECTED) if e.source != "server"]),
-            rate_limited=self.count(Kind.RATE_LIMITED),
+            rate_limited=self.count(Kind.HTTP_429),
             retries=self.count(Kind.RETRY),
             makespan=makespan,
             achieved_per_minute=achieved,

@@ -1,208 +1,40 @@
-"""The waiting room every limiter shares: a FIFO queue, one timer, no polling.
+"""The public surface every limiter shares, over the waiting room (``throttle_lab/core/waiting_room.py``).
 
-A limiter answers two questions, and only those differ from one algorithm to the next:
-
-1. *When could a request of this weight go?*  (``_ready_at``: now, a moment in the future, or "when
-   someone releases" -- infinity)
-2. *Take it.*  (``_take``, and ``_refund`` to give it back when a granted waiter is cancelled)
-
-Everything else -- who goes next, when to wake up, cancellation, statistics, events -- lives here, once::
-
-    arrivals ──> [ w=1 | w=5 | w=1 | w=2 ] ──head──> _ready_at(head) <= now ? ── grant ──> caller runs
-                   queue, in arrival order          │ no
-                                                    └─> one call_at(_ready_at(head)) timer, then look again
-
-Why a queue and one timer instead of ``while True: sleep(a little)``?
-
-* **Order.** Waiters are served strictly first-come-first-served.  A heavy request at the head (a big TPM
-  charge) is not overtaken by lighter ones behind it, so it cannot starve.
-* **CPU.** Nobody polls.  With 5,000 tasks waiting, a polling limiter wakes all of them again and again;
-  this one wakes exactly the task it grants to.
-* **Exact timing.** The timer fires at the instant the head can go, computed with the same expression
-  that the readiness check uses, so a grant happens at that instant and not one rounding error later.
-
-A grant counts from when its caller *runs*, not from when the timer granted it.  On a real loop the two
-differ: the timer hands capacity to 100 waiters in one go, and they resume one after another -- later still
-if one of them spends a few milliseconds of CPU.  A window stamped at grant time would then let ~150 callers
-*start* within one second of a 100-per-second window.  So a grant to a waiter is booked *pending*
-(``_take_pending``: it occupies capacity, but its clock has not started) and *settled* (``_settle``) in the
-caller's own task, the moment ``acquire`` returns to it::
-
-    timer: grant ─ pending (counts, never expires, never refills) ─ caller resumes: settle (clock starts)
-
-Settling can only make a booking later, never earlier, so every promise a limiter makes ("never more than
-N in any window", "at most capacity + rate x T in any span T") holds at the callers.  The cost is tiny
-(a grant whose caller is slow to resume delays the next grant by as much); on virtual time both moments are
-the same instant and nothing changes.
+A limiter hands out *units*: ``await acquire(weight)``, ``async with slot(weight)``, ``try_acquire(weight)``,
+``release(weight)`` where it holds capacity (concurrency), ``statistics()``, and ``admit(tokens)`` for the
+transport and the experiments (one request).  Each algorithm -- when a request of a given weight could go,
+and what taking it means -- lives in its own module beside this one.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
-import weakref
-from abc import ABC, abstractmethod
-from collections import deque
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ..events import _OBSERVERS, Kind, current_request, emit
+from ..accounting import LimiterStatistics
+from ..events import _OBSERVERS, Kind, emit
+from ..gate import UNMETERED, Admission
+from ..validation import check_positive, resolve_rate
+from ..waiting_room import _MUST_WAIT, WaitingRoom
 
 __all__ = ["Limiter", "LimiterStatistics", "check_positive", "resolve_rate"]
 
-INF = math.inf
-_NUMBER = (int, float)  # a tuple: isinstance(x, int | float) would build a union object on every call
 
-
-def check_positive(name: str, value: float, *, integer: bool = False) -> float:
-    """Return ``value`` if it is a positive finite number, else raise ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    if integer and value != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return float(value)
-
-
-def resolve_rate(rate: float | None, per_minute: float | None) -> float:
-    """Rates may be stated per second (``rate=``) or per minute (``per_minute=``); return per second."""
-    if (rate is None) == (per_minute is None):
-        raise ValueError("give exactly one of rate= (per second) or per_minute=")
-    if rate is not None:
-        return check_positive("rate", rate)
-    assert per_minute is not None
-    return check_positive("per_minute", per_minute) / 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class LimiterStatistics:
-    """A snapshot of a limiter; every limiter's own statistics class adds its live state.
-
-    Attributes:
-        name: the limiter's name (the ``source`` of its events).
-        waiting: tasks waiting right now.
-        granted: grants so far (each ``acquire`` that returned, each ``try_acquire`` that said yes).
-        queued: grants and cancellations that had to wait first.
-        cancelled: waiters that gave up, plus granted ones cancelled before they could run.
-        rejected: requests refused at once because they could never fit.
-        total_waited: seconds spent waiting, summed over granted requests.
-        max_waited: the longest single wait.
-    """
-
-    name: str
-    waiting: int
-    granted: int
-    queued: int
-    cancelled: int
-    rejected: int
-    total_waited: float
-    max_waited: float
-
-
-class _Waiter:
-    __slots__ = ("enqueued", "future", "request", "weight")
-
-    def __init__(self, weight: float, future: asyncio.Future[Any], enqueued: float, request: Hashable | None):
-        self.weight = weight
-        self.future = future
-        self.enqueued = enqueued
-        self.request = request
-
-
-class Limiter(ABC):
-    """Base class: FIFO waiting, one timer, cancellation safety, statistics and events.
+class Limiter(WaitingRoom):
+    """Base class of the limiters: FIFO waiting, one timer, cancellation safety, statistics and events.
 
     Subclasses implement the algorithm in four small methods (``_ready_at``, ``_take``, ``_refund``,
     ``_level``) plus ``max_weight`` and ``_restart``.  See any limiter module for a complete example.
     """
 
     #: Does a grant hold capacity until ``release()`` (a concurrency slot) rather than spend it?
-    holds: ClassVar[bool] = False
-    #: What ``_level`` measures, for events and plots ("tokens", "in_window", "in_use"...).
-    level_name: ClassVar[str] = "level"
+    holds_capacity: ClassVar[bool] = False
 
-    def __init__(self, *, name: str | None = None) -> None:
-        self.name = name if name is not None else type(self).__name__
-        self._waiters: deque[_Waiter] = deque()
-        self._n_waiting = 0
-        self._n_abandoned = 0  # cancelled waiters still in the deque (removed lazily, compacted in bulk)
-        #: The throttler this limiter meters for, if any (a meter serves one throttler: see Throttler).
-        self._owner: weakref.ref[Any] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_when = INF
-        self._granted = 0
-        self._queued = 0
-        self._cancelled = 0
-        self._rejected = 0
-        self._total_waited = 0.0
-        self._max_waited = 0.0
-
-    # ------------------------------------------------------------------ the algorithm (subclasses)
     @property
-    @abstractmethod
-    def max_weight(self) -> float:
-        """The largest weight this limiter can ever grant; heavier requests fail at once."""
-
-    @abstractmethod
-    def _ready_at(self, weight: float, now: float) -> float:
-        """The earliest loop time at which ``weight`` could be taken, if nothing else changes.
-
-        ``<= now`` means "right now"; ``math.inf`` means "only after a release".  It must use the very
-        expression that ``_take`` relies on, so the timer and the check agree to the last bit.
-        """
-
-    @abstractmethod
-    def _take(self, weight: float, now: float) -> Any:
-        """Consume ``weight`` (only called when ``_ready_at(weight, now) <= now``); return a receipt."""
-
-    @abstractmethod
-    def _refund(self, weight: float, receipt: Any, now: float) -> None:
-        """Give back what ``_take`` took (a granted waiter was cancelled before it could run)."""
-
-    def _take_pending(self, weight: float, now: float) -> Any:
-        """Take ``weight`` for a queued waiter whose caller has not resumed yet; return a receipt.
-
-        The booking must occupy its capacity from now on but must not start to *age* (expire, refill)
-        before :meth:`_settle` says the caller runs.  Limiters whose promise does not depend on when a grant
-        was made (concurrency) keep the default: an ordinary take.
-        """
-        return self._take(weight, now)
-
-    def _settle(self, weight: float, receipt: Any, now: float) -> None:
-        """The caller of a pending grant runs now: start the booking's clock from ``now``."""
-        return None  # an ordinary take has no clock to start
-
-    def _drain(self, now: float) -> None:
-        """The server says the budget is spent: behave as if the whole limit had just been used at its own
-        pace (a bucket empties, a window fills).  Called by :meth:`Throttler.pause` on a 429."""
-        return None  # nothing spent by time (concurrency): nothing to drain
-
-    def _at_rest(self, now: float) -> bool:
-        """True when this limiter would behave exactly like a fresh one (nothing booked, held or waiting):
-        only then may an owner forget it without breaking a promise."""
-        return False
-
-    def _adjust(self, receipt: Any, delta: float, now: float) -> None:
-        """Correct a past grant by ``delta`` units (negative: give some back; positive: charge more, even
-        into debt -- the units were already used).  The combined throttler reconciles token estimates
-        with this."""
-        if delta < 0:
-            self._refund(-delta, receipt, now)
-        elif delta > 0:
-            self._take(delta, now)
-        self._wake()
-
-    @abstractmethod
-    def _level(self, now: float) -> float:
-        """The live quantity worth plotting: tokens left, requests in the window, slots in use..."""
-
-    @abstractmethod
-    def _restart(self) -> None:
-        """Forget time-dependent state: the limiter is being used on a new event loop."""
+    def holds(self) -> bool:
+        """The 0.1 name of :attr:`holds_capacity`."""
+        return self.holds_capacity
 
     # ------------------------------------------------------------------ public surface
     async def acquire(self, weight: float = 1) -> None:
@@ -211,16 +43,10 @@ class Limiter(ABC):
         Raises ``ValueError`` at once if ``weight`` is not positive or exceeds :attr:`max_weight`
         (such a request could never be granted; waiting for it would hang forever).
         """
-        self._validate(weight)
-        loop = self._bind()
-        now = loop.time()
-        if not self._n_waiting and self._ready_at(weight, now) <= now:
-            self._take(weight, now)
-            self._granted += 1
-            if _OBSERVERS.get():
-                emit(now, Kind.GRANTED, self.name, None, weight, self._grant_detail(0.0, now))
-            return
-        await self._wait(loop, weight, now)
+        if self._grant_now(weight) is _MUST_WAIT:
+            loop = self._loop
+            assert loop is not None
+            await self._wait(loop, weight, loop.time())
 
     def try_acquire(self, weight: float = 1) -> bool:
         """Take ``weight`` now if that is possible without jumping the queue; never waits.
@@ -228,7 +54,7 @@ class Limiter(ABC):
         Returns ``False`` when others are waiting or the capacity is not there.  Must be called with a
         running event loop (the limiter reads the loop's clock).
         """
-        self._validate(weight)
+        self._check_weight(weight)
         loop = self._bind()
         now = loop.time()
         if self._n_waiting or self._ready_at(weight, now) > now:
@@ -247,172 +73,21 @@ class Limiter(ABC):
         try:
             yield
         finally:
-            if self.holds:
+            if self.holds_capacity:
                 self.release(weight)
 
-    def release(self, weight: float = 1) -> None:
-        """Give back held capacity.  Only limiters that *hold* capacity (``holds = True``) have any."""
-        raise TypeError(f"{self.name} spends capacity on each grant; there is nothing to release")
+    @asynccontextmanager
+    async def admit(self, tokens: float = 0) -> AsyncIterator[Admission]:
+        """Room for one request (:class:`~throttle_lab.core.gate.RequestGate`): one unit, whatever its
+        ``tokens`` -- a plain limiter counts requests.  (To charge a limiter the tokens instead, wrap it:
+        :class:`~throttle_lab.core.gate.ChargeTokens`.)"""
+        async with self.slot(1):
+            yield UNMETERED
 
-    @property
-    def waiting(self) -> int:
-        """How many tasks are waiting right now."""
-        return self._n_waiting
+    def release(self, weight: float = 1) -> None:
+        """Give back held capacity.  Only limiters that hold capacity (``holds_capacity``) have any."""
+        raise TypeError(f"{self.name} spends capacity on each grant; there is nothing to release")
 
     def statistics(self) -> LimiterStatistics:
         """A frozen snapshot (see :class:`LimiterStatistics`)."""
         return LimiterStatistics(**self._common_statistics())
-
-    # ------------------------------------------------------------------ shared machinery
-    def _common_statistics(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "waiting": self._n_waiting,
-            "granted": self._granted,
-            "queued": self._queued,
-            "cancelled": self._cancelled,
-            "rejected": self._rejected,
-            "total_waited": self._total_waited,
-            "max_waited": self._max_waited,
-        }
-
-    def _validate(self, weight: float) -> None:
-        if isinstance(weight, bool) or not isinstance(weight, _NUMBER) or not weight > 0 or weight == INF:
-            raise ValueError(f"weight must be a positive finite number, got {weight!r}")
-        if weight > self.max_weight:
-            self._rejected += 1
-            loop = self._loop_or_none()
-            if loop is not None and _OBSERVERS.get():
-                emit(loop.time(), Kind.REJECTED, self.name, None, weight, {"reason": "oversize"})
-            raise ValueError(
-                f"weight {weight:g} exceeds what {self.name} can ever grant ({self.max_weight:g}); "
-                "waiting for it would never end. Split the request or raise the limit."
-            )
-
-    def _grant_detail(self, waited: float, now: float) -> dict[str, Any]:
-        """What a ``granted`` event says besides the basics: the wait, and the level after the grant."""
-        return {"waited": waited, self.level_name: self._level(now)}
-
-    def _loop_or_none(self) -> asyncio.AbstractEventLoop | None:
-        try:
-            return asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-
-    def _bind(self) -> asyncio.AbstractEventLoop:
-        loop = asyncio.get_running_loop()
-        if loop is not self._loop:
-            if self._n_waiting:
-                raise RuntimeError(
-                    f"{self.name} has tasks waiting on another event loop; create a limiter inside the "
-                    "coroutine that uses it (one limiter per run)."
-                )
-            # A new loop has a new clock (each throttle_lab.run starts at 0): start afresh.
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-            self._timer_when = INF
-            self._waiters.clear()
-            self._n_abandoned = 0
-            self._loop = loop
-            self._restart()
-        return loop
-
-    async def _wait(self, loop: asyncio.AbstractEventLoop, weight: float, now: float) -> Any:
-        """Queue up, sleep until ``_wake`` grants to us, and return the grant's receipt."""
-        waiter = _Waiter(weight, loop.create_future(), now, current_request())
-        self._waiters.append(waiter)
-        self._n_waiting += 1
-        if _OBSERVERS.get():
-            emit(now, Kind.QUEUED, self.name, waiter.request, weight, {"ahead": self._n_waiting - 1})
-        if self._n_waiting == 1:
-            self._wake()  # we are the head: arm the timer for us
-        try:
-            receipt = await waiter.future
-        except asyncio.CancelledError:
-            self._abandon(waiter)
-            raise
-        # We run in the caller's task now: this, not the timer's grant, is when the caller proceeds.
-        self._settle(weight, receipt, loop.time())
-        if self._n_waiting and self._timer_when == INF:
-            self._wake()  # the head may have been waiting for this booking's clock to start
-        return receipt
-
-    def _abandon(self, waiter: _Waiter) -> None:
-        """A waiter's task was cancelled: leave the queue, or give back what was granted a moment ago."""
-        now = self._loop.time() if self._loop is not None else 0.0
-        future = waiter.future
-        granted = future.done() and not future.cancelled()
-        self._cancelled += 1
-        if granted:
-            receipt = future.result()
-            self._settle(waiter.weight, receipt, now)
-            self._refund(waiter.weight, receipt, now)
-        else:
-            # Lazy removal: the entry stays in the deque and is skipped when it reaches the head.  Behind a
-            # live head it could stay for ever (100,000 timed-out waiters ~ 23 MB), so once abandoned
-            # entries are the majority, sweep them out in one pass: amortised O(1) per cancellation.
-            future.cancel()
-            self._n_waiting -= 1
-            self._queued += 1
-            self._n_abandoned += 1
-            if self._n_abandoned > 32 and self._n_abandoned > self._n_waiting:
-                self._waiters = deque(w for w in self._waiters if not w.future.done())
-                self._n_abandoned = 0
-        if _OBSERVERS.get():
-            emit(now, Kind.CANCELLED, self.name, waiter.request, waiter.weight, {"after_grant": granted})
-        # Either capacity came back, or the head may have left: whoever is next may be able to go now.
-        self._wake()
-
-    def _wake(self) -> None:
-        """Grant to the head of the queue while it fits; then sleep until the head can go."""
-        loop = self._loop
-        if loop is None:
-            return
-        now = loop.time()
-        waiters = self._waiters
-        while waiters:
-            head = waiters[0]
-            if head.future.done():  # cancelled while waiting
-                waiters.popleft()
-                self._n_abandoned -= 1
-                continue
-            ready = self._ready_at(head.weight, now)
-            if ready > now:
-                self._arm(loop, ready)
-                return
-            waiters.popleft()
-            self._n_waiting -= 1
-            receipt = self._take_pending(head.weight, now)
-            head.future.set_result(receipt)
-            waited = now - head.enqueued
-            self._granted += 1
-            self._queued += 1
-            self._total_waited += waited
-            if waited > self._max_waited:
-                self._max_waited = waited
-            if _OBSERVERS.get():
-                emit(now, Kind.GRANTED, self.name, head.request, head.weight, self._grant_detail(waited, now))
-        self._arm(loop, INF)
-
-    def _arm(self, loop: asyncio.AbstractEventLoop, when: float) -> None:
-        """Keep exactly one timer, set for ``when`` (infinity: none, a release will wake us)."""
-        if when == self._timer_when and self._timer is not None:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_when = when
-        if when != INF:
-            self._timer = loop.call_at(when, self._on_timer)
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_when = INF
-        self._wake()
-
-    def _now_for_repr(self) -> float | None:
-        loop = self._loop
-        if loop is None or loop.is_closed():
-            return None
-        return loop.time()

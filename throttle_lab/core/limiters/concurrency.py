@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..events import _OBSERVERS, Kind, emit
-from ._base import Limiter, LimiterStatistics, check_positive
+from ..validation import check_positive
+from ._base import Limiter, LimiterStatistics
 
 __all__ = ["ConcurrencyLimiter", "ConcurrencyStatistics"]
 
@@ -51,7 +52,7 @@ class ConcurrencyStatistics(LimiterStatistics):
 class ConcurrencyLimiter(Limiter):
     """At most ``max_concurrent`` units held at once; ``release()`` (or leaving ``slot()``) frees them."""
 
-    holds = True
+    holds_capacity = True
     level_name = "in_use"
 
     def __init__(self, max_concurrent: int = 10, *, name: str | None = None) -> None:

@@ -33,7 +33,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ._base import Limiter, LimiterStatistics, check_positive
+from ..validation import check_positive
+from ._base import Limiter, LimiterStatistics
 
 __all__ = ["FixedWindow", "FixedWindowStatistics"]
 

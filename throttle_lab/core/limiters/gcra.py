@@ -45,7 +45,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ._base import Limiter, LimiterStatistics, check_positive, resolve_rate
+from ..validation import check_positive, resolve_rate
+from ._base import Limiter, LimiterStatistics
 
 __all__ = ["GCRA", "GCRAStatistics"]
 

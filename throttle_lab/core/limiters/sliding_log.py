@@ -39,7 +39,8 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from ._base import Limiter, LimiterStatistics, check_positive
+from ..validation import check_positive
+from ._base import Limiter, LimiterStatistics
 
 __all__ = ["SlidingWindowLog", "SlidingWindowLogStatistics"]
 
