@@ -31,6 +31,7 @@ from .client.tokens import estimate_request_tokens
 from .client.transport import ThrottledTransport
 from .core.events import Event, Kind, observe, record, request_scope
 from .core.gate import RequestGate
+from .core.keyed_throttler import KeyedThrottler
 from .core.limiters import (
     GCRA,
     ConcurrencyLimiter,
@@ -48,7 +49,7 @@ from .core.runtime import (
     now,
     run,
 )
-from .core.throttler import KeyedThrottler, Permit, Throttler
+from .core.throttler import Permit, Throttler
 from .core.trace import Summary, Trace
 
 __all__ = [

@@ -25,7 +25,8 @@ from ...client.retry import RetryPolicy
 from ...client.transport import ThrottledTransport
 from ...core.events import record
 from ...core.runtime import run
-from ...core.throttler import KeyedThrottler, Throttler
+from ...core.keyed_throttler import KeyedThrottler
+from ...core.throttler import Throttler
 from ...core.trace import Trace
 from ..experiments import seeded_retry
 from ..grading import Report
