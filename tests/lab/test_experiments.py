@@ -8,9 +8,10 @@ import sys
 import pytest
 
 from mock_server import ServerConfig
-from throttle_lab import RetryPolicy, Trace
+from throttle_lab import RetryPolicy, Trace, run
 from throttle_lab.lab.experiments import (
     DESIGNS,
+    ClientStack,
     Comparison,
     Design,
     DesignParts,
@@ -19,6 +20,7 @@ from throttle_lab.lab.experiments import (
     make_design,
     simulate,
 )
+from throttle_lab.lab.experiments.designs import built_in
 
 
 def server_view(trace: Trace, kind: str = "accepted") -> Trace:
@@ -147,6 +149,8 @@ def test_workload_patterns() -> None:
     ("kwargs", "message"),
     [
         ({"requests": 0}, "requests"),
+        ({"requests": 2.0}, "requests"),
+        ({"per_minute": float("nan")}, "per_minute"),
         ({"arrival": "sometimes"}, "arrival"),
         ({"per_minute": -1}, "per_minute"),
         ({"burst_size": 0}, "burst_size"),
@@ -161,6 +165,32 @@ def test_workload_validation(kwargs: dict[str, object], message: str) -> None:
 def test_unknown_design_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="design must be one of"):
         make_design("magic")
+
+
+def test_each_built_in_design_is_described_once_in_the_registry() -> None:
+    # DESIGNS (menus, the CLI) and make_design read the same entries, in the same order.
+    assert list(DESIGNS) == ["unthrottled", "semaphore", "article", "throttler", "adaptive", "sre"]
+    for name, description in DESIGNS.items():
+        entry = built_in(name)
+        assert entry.name == name and entry.description == description
+        assert make_design(name).name == name
+    # A design that always caps concurrency takes its default from its entry, and the trace says so.
+    assert [name for name in DESIGNS if built_in(name).default_concurrency] == ["semaphore", "article", "sre"]
+    assert "at most 10 in flight" in make_design("semaphore").description
+    assert "at most 3 in flight" in make_design("semaphore", max_concurrent=3).description
+    trace = simulate("sre", Workload(requests=5), ServerConfig(rpm=30))
+    assert trace.meta["client"] == {"rpm": 30, "tpm": None, "window": 60.0, "max_concurrent": 10}
+    assert simulate("throttler", Workload(requests=5)).meta["client"]["max_concurrent"] is None
+
+
+def test_design_parts_is_the_old_name_of_client_stack() -> None:
+    assert DesignParts is ClientStack
+
+    async def build() -> ClientStack:
+        return make_design("adaptive").build()  # inside a loop, as a run builds it
+
+    stack = run(build())
+    assert isinstance(stack, DesignParts) and stack.aimd is not None and stack.retry is not None
 
 
 def test_compare_races_designs_on_the_same_traffic() -> None:
@@ -183,7 +213,7 @@ def test_custom_design_from_any_limiter_and_streaming() -> None:
     from throttle_lab import GCRA
 
     design = Design(
-        "gcra", lambda: DesignParts(GCRA(per_minute=30, burst=5), RetryPolicy()), "GCRA at 30/min"
+        "gcra", lambda: ClientStack(GCRA(per_minute=30, burst=5), RetryPolicy()), "GCRA at 30/min"
     )
     trace = simulate(design, Workload(requests=20, stream=True), ServerConfig(rpm=30, window=10))
     summary = trace.summary()

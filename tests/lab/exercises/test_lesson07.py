@@ -61,7 +61,7 @@ def test_a_timid_climb_never_recovers() -> None:
 @pytest.mark.parametrize(
     ("params", "says"),
     [
-        ({"increase": 0.0, "decrease": 0.5, "cooldown": 1.0}, "increase must be > 0"),
+        ({"increase": 0.0, "decrease": 0.5, "cooldown": 1.0}, "increase must be a positive finite number"),
         ({"increase": 0.1, "decrease": 1.5, "cooldown": 1.0}, "decrease"),
         ({"increase": 0.1}, "missing decrease, cooldown"),
         ({"increase": "fast", "decrease": 0.5, "cooldown": 1.0}, "increase must be a number"),

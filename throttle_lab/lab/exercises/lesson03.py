@@ -34,7 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ...core.runtime import VirtualTimeLoop
-from ..grading import Report, check_limiter, check_twice
+from ..grading import Report, check_at_two_settings, check_limiter
 
 __all__ = ["CAPACITY", "OTHER_SETTING", "RATE", "call_off_the_loop", "check", "count_timers"]
 
@@ -145,7 +145,7 @@ def check(bucket_class: Callable[..., Any] | None) -> Report:
     if bucket_class is None:
         return Report(_TITLE, attempted=False, note="define MyBucket, then run me again.")
     rate, capacity = OTHER_SETTING
-    report = check_twice(
+    report = check_at_two_settings(
         _TITLE,
         lambda setting: _grade(bucket_class, *setting),
         (RATE, CAPACITY),

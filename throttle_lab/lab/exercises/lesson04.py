@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..grading import Report, check_limiter, check_twice
+from ..grading import Report, check_at_two_settings, check_limiter
 
 __all__ = ["MAX_REQUESTS", "OTHER_SETTING", "WINDOW_SECONDS", "check"]
 
@@ -70,7 +70,7 @@ def check(window_class: Callable[..., Any] | None) -> Report:
     if window_class is None:
         return Report(_TITLE, attempted=False, note="define MyWindow, then run me again.")
     limit, window = OTHER_SETTING
-    report = check_twice(
+    report = check_at_two_settings(
         _TITLE,
         lambda setting: _grade(window_class, *setting),
         (MAX_REQUESTS, WINDOW_SECONDS),

@@ -24,7 +24,7 @@ from mock_server import ServerConfig
 from ...client.backoff import Backoff
 from ...client.retry import RetryPolicy
 from ...core.trace import Trace
-from ..experiments import Design, DesignParts, Workload, simulate
+from ..experiments import ClientStack, Design, Workload, simulate
 from ..grading import Report, check_backoff
 
 __all__ = [
@@ -90,7 +90,7 @@ def herd_design(backoff: Callable[[], Backoff], name: str = "herd") -> Design:
     """
     return Design(
         name,
-        lambda: DesignParts(
+        lambda: ClientStack(
             retry=RetryPolicy(
                 max_attempts=HERD_ATTEMPTS, max_elapsed=3600.0, backoff=backoff(), pause_on_429=False
             )

@@ -24,7 +24,7 @@ from mock_server import ServerConfig
 from ...client.adaptive import AIMD
 from ...core.throttler import Throttler
 from ...core.trace import Trace
-from ..experiments import Design, DesignParts, Workload, seeded_retry, simulate
+from ..experiments import ClientStack, Design, Workload, seeded_retry, simulate
 from ..grading import Report
 
 __all__ = [
@@ -80,7 +80,7 @@ def aimd_design(
     """
     ceiling = ceiling_rpm / 60.0
 
-    def build() -> DesignParts:
+    def build() -> ClientStack:
         # A one-second bucket: a rate the controller lowers shows up in the traffic at once.
         throttler = Throttler(rpm=ceiling_rpm, window=1.0, name=name)
         aimd = AIMD(
@@ -94,7 +94,7 @@ def aimd_design(
         aimd.on_change = lambda rate: throttler.set_limits(rpm=rate * 60.0)
         if built is not None:
             built.append(aimd)
-        return DesignParts(limiter=throttler, retry=seeded_retry(), aimd=aimd)
+        return ClientStack(limiter=throttler, retry=seeded_retry(), aimd=aimd)
 
     return Design(
         name, build, f"AIMD: +{increase:g}/s per success, x{decrease:g} per 429, cool-down {cooldown:g} s"

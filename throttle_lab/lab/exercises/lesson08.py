@@ -24,8 +24,8 @@ from mock_server import ServerConfig, create_app
 from ...client.retry import RetryPolicy
 from ...client.transport import ThrottledTransport
 from ...core.events import record
-from ...core.runtime import run
 from ...core.keyed_throttler import KeyedThrottler
+from ...core.runtime import run
 from ...core.throttler import Throttler
 from ...core.trace import Trace
 from ..experiments import seeded_retry

@@ -25,14 +25,16 @@ from typing import Any, TypeVar
 from mock_server import ServerConfig
 
 from ...core.events import Event
+from ...core.gate import UNMETERED, Admission
 from ...core.runtime import VirtualTimeError, run
 from ...core.trace import Trace
-from ..experiments import Comparison, Design, DesignParts, Workload, compare, seeded_retry
+from ..experiments import ClientStack, Comparison, Design, Workload, compare, seeded_retry
 from ..grading import CheckResult, Report, check_limiter, check_trace
 
 __all__ = [
     "PROMISES",
     "RACE_WORKLOAD",
+    "AcquireOnlyGate",
     "Gate",
     "check",
     "design_for",
@@ -107,9 +109,10 @@ def server_for(promise: Mapping[str, float]) -> ServerConfig:
     return ServerConfig(rpm=round(rpm), window=span, ttft=0.2, per_token=0.0, jitter=0.0)
 
 
-class Gate:
-    """Gives a limiter that only has ``acquire`` the ``slot()`` a :class:`~throttle_lab.ThrottledTransport`
-    expects (a bucket or a window spends its capacity; there is nothing to release)."""
+class AcquireOnlyGate:
+    """Makes a learner's limiter that has only ``acquire()`` a :class:`~throttle_lab.RequestGate` for the
+    transport: each request waits for one ``acquire()`` (a bucket or a window spends its capacity; there is
+    nothing to release, and no tokens to reconcile)."""
 
     def __init__(self, limiter: Any) -> None:
         if not callable(getattr(limiter, "acquire", None)):
@@ -117,12 +120,22 @@ class Gate:
         self.limiter = limiter
 
     @asynccontextmanager
+    async def admit(self, tokens: float = 0) -> AsyncIterator[Admission]:
+        await self.limiter.acquire()
+        yield UNMETERED
+
+    @asynccontextmanager
     async def slot(self, weight: float = 1) -> AsyncIterator[None]:
+        """The 0.1 contract (``slot(weight)``), kept for code written against it."""
         await self.limiter.acquire()
         yield None
 
     def __repr__(self) -> str:
-        return f"<Gate over {self.limiter!r}>"
+        return f"<AcquireOnlyGate over {self.limiter!r}>"
+
+
+#: The 0.1 name of :class:`AcquireOnlyGate`.
+Gate = AcquireOnlyGate
 
 
 def design_for(
@@ -135,7 +148,7 @@ def design_for(
     kwargs = promise_of(promise)
     return Design(
         name,
-        lambda: DesignParts(limiter=Gate(make(**kwargs)), retry=seeded_retry()),
+        lambda: ClientStack(limiter=AcquireOnlyGate(make(**kwargs)), retry=seeded_retry()),
         f"{getattr(make, '__name__', 'limiter')}({', '.join(f'{k}={v:g}' for k, v in kwargs.items())})",
     )
 
