@@ -11,7 +11,7 @@ import random
 import pytest
 
 from throttle_lab.shared import RedisClock
-from throttle_lab.shared._base import _DRIFT
+from throttle_lab.shared.clock import _DRIFT
 
 OFFSET = -1_700_000_000.25  # loop time = Redis time + OFFSET (a monotonic clock vs an epoch one)
 US = 1e-6

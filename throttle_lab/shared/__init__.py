@@ -26,28 +26,23 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._base import (
-        DEFAULT_MARGIN,
-        OnError,
-        RedisClock,
-        Reservation,
-        SharedLimiter,
-        SharedLimiterStatistics,
-        SharedLimitUnavailable,
-    )
+    from ._base import DEFAULT_MARGIN, SharedLimiter
+    from .clock import RedisClock
+    from .faults import OnError, SharedLimitUnavailable
     from .gcra import SharedGCRA, SharedGCRAStatistics
+    from .reservation import Reservation, SharedLimiterStatistics
     from .sliding_log import SharedSlidingWindowLog, SharedSlidingWindowLogStatistics
     from .throttler import SharedThrottler, SharedThrottlerStatistics
 
 # name -> the submodule defining it (imported on first access: see the module docstring)
 _HOME = {
     "DEFAULT_MARGIN": "_base",
-    "OnError": "_base",
-    "RedisClock": "_base",
-    "Reservation": "_base",
-    "SharedLimitUnavailable": "_base",
+    "OnError": "faults",
+    "RedisClock": "clock",
+    "Reservation": "reservation",
+    "SharedLimitUnavailable": "faults",
     "SharedLimiter": "_base",
-    "SharedLimiterStatistics": "_base",
+    "SharedLimiterStatistics": "reservation",
     "SharedGCRA": "gcra",
     "SharedGCRAStatistics": "gcra",
     "SharedSlidingWindowLog": "sliding_log",

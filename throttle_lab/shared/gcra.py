@@ -58,8 +58,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.limiters._base import check_positive, resolve_rate
-from ._base import DEFAULT_MARGIN, OnError, SharedLimiter, SharedLimiterStatistics, _arg, _Decision, _text
+from ..core.validation import check_positive, resolve_rate
+from ._base import DEFAULT_MARGIN, SharedLimiter
+from .connection import _arg, _text
+from .faults import OnError
+from .reservation import SharedLimiterStatistics, _Decision
 from .scripts import GCRA_REFUND, GCRA_RESERVE
 
 if TYPE_CHECKING:

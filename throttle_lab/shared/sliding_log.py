@@ -55,8 +55,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..core.limiters._base import check_positive
-from ._base import DEFAULT_MARGIN, OnError, SharedLimiter, SharedLimiterStatistics, _arg, _Decision, _text
+from ..core.validation import check_positive
+from ._base import DEFAULT_MARGIN, SharedLimiter
+from .connection import _arg, _text
+from .faults import OnError
+from .reservation import SharedLimiterStatistics, _Decision
 from .scripts import SLIDING_LOG_REFUND, SLIDING_LOG_RESERVE
 
 if TYPE_CHECKING:

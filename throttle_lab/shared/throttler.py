@@ -48,19 +48,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from ..core.limiters._base import check_positive
-from ._base import (
-    DEFAULT_MARGIN,
-    OnError,
-    Reservation,
-    SharedLimiter,
-    SharedLimiterStatistics,
-    _arg,
-    _Decision,
-    _text,
-)
+from ..core.validation import check_positive
+from ._base import DEFAULT_MARGIN, SharedLimiter
+from .connection import _arg, _text
+from .faults import OnError
+from .reservation import Reservation, SharedLimiterStatistics, _Decision
 from .scripts import THROTTLER_REFUND, THROTTLER_RESERVE
 
 if TYPE_CHECKING:
@@ -98,8 +92,7 @@ class SharedThrottler(SharedLimiter):
     """
 
     level_name = "tokens_left"
-    #: ``acquire``'s weight is the request's tokens (a ``ThrottledTransport`` charges it its estimate).
-    weighs_tokens: ClassVar[bool] = True
+    weighs_in_tokens = True  # acquire's weight is the request's tokens; zero (the request alone) is allowed
     _reserve_script = THROTTLER_RESERVE
     _refund_script = THROTTLER_REFUND
 
@@ -149,6 +142,9 @@ class SharedThrottler(SharedLimiter):
             self._tokens_granted += tokens
         return reservation
 
+    def _request_weight(self, tokens: float) -> float:
+        return tokens  # a throttler's weight is the request's tokens (zero: the request alone)
+
     @property
     def max_weight(self) -> float:
         return INF if self.tpm is None else self.tpm * self.window / 60.0
@@ -167,18 +163,6 @@ class SharedThrottler(SharedLimiter):
 
     def redis_keys(self) -> list[str]:
         return [self._key("throttler")]
-
-    def _validate(self, weight: float) -> None:
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < INF:
-            raise ValueError(f"tokens must be a non-negative finite number, got {weight!r}")
-        self._check_size(weight)
-
-    def _oversize_message(self, weight: float) -> str:
-        return (
-            f"a request of {weight:g} tokens can never fit {self.name}'s token budget "
-            f"({self.max_weight:g} at most: tpm x window / 60); waiting for it would never end. Lower "
-            "max_tokens, split the request or widen the window."
-        )
 
     def _args(self, mode: str, weight: float, request_id: str) -> list[str]:
         return [*(_arg(x) for x in self._limits()), _arg(weight), mode, str(self.margin_us)]
