@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from mock_server.cli import limit_arg, positive_int_arg, schedule_arg
 
 from ..core.runtime import VirtualTimeError
+from ..core.validation import is_real
 from .experiments import DESIGNS, Workload, compare, simulate
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def _number(*, positive: bool) -> Callable[[str], float]:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value != value or value in (float("inf"), float("-inf")) or value < 0 or (positive and value == 0):
+        if not is_real(value) or value < 0 or (positive and value == 0):
             raise argparse.ArgumentTypeError(
                 f"expected a number {'> 0' if positive else '>= 0'}, got {text!r}"
             )

@@ -14,7 +14,6 @@ instant; a good delay spreads them out and still gets everyone through.
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +23,7 @@ from mock_server import ServerConfig
 from ...client.backoff import Backoff
 from ...client.retry import RetryPolicy
 from ...core.trace import Trace
+from ...core.validation import is_real
 from ..experiments import ClientStack, Design, Workload, simulate
 from ..grading import Report, check_backoff
 
@@ -73,7 +73,7 @@ class FunctionBackoff:
 
     def delay(self, attempt: int, hint: float | None = None) -> float:
         value: Any = self._delay(attempt, hint)
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ok = is_real(value)
         if not ok or value < 0:
             self.problem = f"delay({attempt}, {hint!r}) returned {value!r}"
             raise ValueError(f"{self.problem}: a delay must be a finite number of seconds >= 0")

@@ -15,7 +15,6 @@ Pass: every request completes, at most :data:`MAX_429S` 429s, a throughput of at
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +23,7 @@ from mock_server import ServerConfig
 from ...client.adaptive import AIMD
 from ...core.throttler import Throttler
 from ...core.trace import Trace
+from ...core.validation import is_real
 from ..experiments import ClientStack, Design, Workload, seeded_retry, simulate
 from ..grading import Report
 
@@ -139,7 +139,7 @@ def _parameters(params: Any) -> dict[str, float]:
     values = {}
     for key in PARAMETERS:
         value = params[key]
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ok = is_real(value)
         if not ok:
             raise ValueError(f"{key} must be a number, got {value!r}")
         values[key] = float(value)

@@ -28,6 +28,7 @@ from ...core.events import Event
 from ...core.gate import UNMETERED, Admission
 from ...core.runtime import VirtualTimeError, run
 from ...core.trace import Trace
+from ...core.validation import is_real
 from ..experiments import ClientStack, Comparison, Design, Workload, compare, seeded_retry
 from ..grading import CheckResult, Report, check_limiter, check_trace
 
@@ -85,7 +86,7 @@ def promise_of(promise: str | Mapping[str, float]) -> dict[str, float]:
             f"{{'max_requests': ..., 'window_seconds': ...}} (a window), got {sorted(chosen)}"
         )
     for name, value in chosen.items():
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        ok = is_real(value)
         if not ok or value <= 0:
             raise ValueError(f"{name} must be a positive number, got {value!r}")
     server_for(chosen)  # the mock server must be able to enforce it
