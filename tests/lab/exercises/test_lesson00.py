@@ -7,10 +7,11 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson00
 from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson00.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson00.py"
 
 
 def load_solution() -> ModuleType:

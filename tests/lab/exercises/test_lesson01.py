@@ -11,10 +11,11 @@ from types import ModuleType
 import httpx
 
 from throttle_lab import parse_retry_after
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson01
 from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson01.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson01.py"
 
 
 def load_solution() -> ModuleType:

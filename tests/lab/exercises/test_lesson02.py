@@ -7,10 +7,11 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson02
 from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson02.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson02.py"
 
 
 def load_solution() -> ModuleType:

@@ -9,11 +9,12 @@ from pathlib import Path
 from types import ModuleType
 
 from throttle_lab import TokenBucket
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson03
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.naive import PollingTokenBucket
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson03.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson03.py"
 
 
 def load_solution() -> ModuleType:

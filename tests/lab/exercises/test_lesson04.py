@@ -9,11 +9,12 @@ from pathlib import Path
 from types import ModuleType
 
 from throttle_lab import FixedWindow, SlidingWindowCounter, SlidingWindowLog
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson04
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.naive import DequeSlidingWindow
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson04.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson04.py"
 
 
 def load_solution() -> ModuleType:

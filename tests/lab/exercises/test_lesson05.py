@@ -11,11 +11,12 @@ from typing import Any
 import httpx
 
 from throttle_lab import Throttler, estimate_request_tokens
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson05
 from throttle_lab.lab.experiments import WorkItem
 from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson05.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson05.py"
 URL = "/v1/chat/completions"
 
 

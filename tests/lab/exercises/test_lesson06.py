@@ -8,10 +8,11 @@ from pathlib import Path
 from types import ModuleType
 
 from throttle_lab import ExponentialBackoff, FullJitter
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson06
 from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson06.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson06.py"
 
 
 def load_solution() -> ModuleType:

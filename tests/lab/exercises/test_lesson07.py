@@ -8,10 +8,11 @@ from types import ModuleType
 
 import pytest
 
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson07
 from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson07.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson07.py"
 
 
 def load_solution() -> ModuleType:

@@ -7,11 +7,12 @@ from pathlib import Path
 from types import ModuleType
 
 from throttle_lab import Throttler, TokenBucket
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson08
 from throttle_lab.lab.exercises.lesson08 import PROVIDERS, provider_of
 from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson08.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson08.py"
 
 
 def load_solution() -> ModuleType:

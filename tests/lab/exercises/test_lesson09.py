@@ -10,11 +10,12 @@ from types import ModuleType
 import pytest
 
 from throttle_lab import GCRA, FixedWindow, TokenBucket
+from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson09
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.naive import DequeSlidingWindow, PollingTokenBucket
 
-SOLUTION = Path(__file__).resolve().parents[3] / "notebooks" / "solutions" / "lesson09.py"
+SOLUTION = Path(solutions.__file__).parent / "lesson09.py"
 
 
 def load_solution() -> ModuleType:

@@ -18,6 +18,7 @@ check_limiter: 6/6 checks passed
 """
 
 from .backoff_checks import check_backoff
+from .guidance import Guide
 from .limiter_checks import check_at_two_settings, check_limiter
 from .report import CheckResult, Report
 from .sandbox import inverted_pairs
@@ -28,6 +29,7 @@ check_twice = check_at_two_settings
 
 __all__ = [
     "CheckResult",
+    "Guide",
     "Report",
     "check_at_two_settings",
     "check_backoff",

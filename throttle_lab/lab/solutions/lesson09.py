@@ -1,6 +1,6 @@
 """Lesson 09, a reference solution: a sliding-window log with a FIFO queue and one timer.
 
-    from solutions.lesson09 import MyLimiter
+    from throttle_lab.lab.solutions.lesson09 import MyLimiter
     lesson09.check(MyLimiter, promise="window")
 
 The promise: never more than ``max_requests`` grants in *any* ``window_seconds`` -- not per clock-aligned

@@ -1,6 +1,6 @@
 """Lesson 04, a reference solution: a sliding-window log with a FIFO queue and one timer.
 
-    from solutions.lesson04 import MyWindow
+    from throttle_lab.lab.solutions.lesson04 import MyWindow
     lesson04.check(MyWindow)
 
 The log keeps one entry per grant: *when it leaves the window* (grant time + window) and its weight.

@@ -1,6 +1,6 @@
 """Lesson 07, reference solution: cut hard, climb fast.
 
-    from solutions.lesson07 import PARAMS
+    from throttle_lab.lab.solutions.lesson07 import PARAMS
     lesson07.check(PARAMS)
 
 The brownout drops the limit from 120 to 30 requests per minute, a quarter.  Halving (``decrease=0.5``)

@@ -1,6 +1,6 @@
 """Lesson 08, reference solution: a factory that reads the key's provider and builds its own throttler.
 
-    from solutions.lesson08 import factory
+    from throttle_lab.lab.solutions.lesson08 import factory
     lesson08.check(factory)
 
 Providers count each API key separately, so each key gets a throttler of its own -- a new one for every

@@ -1,6 +1,6 @@
 """Lesson 03, a reference solution: a token bucket with a FIFO queue and one timer.
 
-    from solutions.lesson03 import MyBucket
+    from throttle_lab.lab.solutions.lesson03 import MyBucket
     lesson03.check(MyBucket)
 
 How it works, in three sentences.  The bucket remembers how many tokens it had at one moment

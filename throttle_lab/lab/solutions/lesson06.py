@@ -1,6 +1,6 @@
 """Lesson 06, reference solution: the hint, plus full jitter on top.
 
-    from solutions.lesson06 import delay
+    from throttle_lab.lab.solutions.lesson06 import delay
     lesson06.check(delay)
 
 Three rules, one line each:

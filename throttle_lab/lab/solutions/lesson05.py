@@ -1,6 +1,6 @@
 """Lesson 05, a reference solution: the send step of a client that uses a Throttler correctly.
 
-    from solutions.lesson05 import send
+    from throttle_lab.lab.solutions.lesson05 import send
     lesson05.check(send)
 
 Four things make it right:
