@@ -69,3 +69,14 @@ def drive(make_limiter: Callable[[], Any], requests: Sequence[Request]) -> Outco
         run(main())
     outcome.events = list(trace)
     return outcome
+
+
+def max_in_any_window(times: Sequence[float], window: float) -> int:
+    """The most times inside any half-open span ``[t, t + window)`` (the limiters' own convention)."""
+    ordered = sorted(times)
+    best = first = 0
+    for last, t in enumerate(ordered):
+        while ordered[first] + window <= t:
+            first += 1
+        best = max(best, last - first + 1)
+    return best

@@ -31,6 +31,8 @@ from throttle_lab import (
     TokenBucket,
 )
 
+from ..helpers import max_in_any_window
+
 pytestmark = pytest.mark.realloop
 
 CALLERS = 200
@@ -72,17 +74,6 @@ async def stamps_at_callers(limiter: Any, n: int = CALLERS, *, hold: float = 0.0
     return started
 
 
-def most_in_any_window(stamps: Sequence[float], window: float) -> int:
-    """The most stamps inside any half-open span ``[t, t + window)``."""
-    ordered = sorted(stamps)
-    best = first = 0
-    for last, t in enumerate(ordered):
-        while ordered[first] + window <= t:
-            first += 1
-        best = max(best, last - first + 1)
-    return best
-
-
 def worst_bucket_excess(stamps: Sequence[float], capacity: float, rate: float) -> float:
     """max over spans [t_i, t_j] of (starts in the span) - (capacity + rate * span length)."""
     ordered = sorted(stamps)
@@ -108,7 +99,7 @@ def run_real(make: Callable[[], Any], **kwargs: Any) -> list[float]:
 
 def test_sliding_log_never_more_than_the_limit_in_any_window() -> None:
     stamps = run_real(lambda: SlidingWindowLog(max_requests=LIMIT, window_seconds=WINDOW))
-    assert most_in_any_window(stamps, WINDOW) <= LIMIT
+    assert max_in_any_window(stamps, WINDOW) <= LIMIT
 
 
 def test_sliding_log_throttler_meter_keeps_the_window_at_the_callers() -> None:
@@ -116,7 +107,7 @@ def test_sliding_log_throttler_meter_keeps_the_window_at_the_callers() -> None:
         return Throttler(max_concurrent=50, requests=SlidingWindowLog(LIMIT, WINDOW))
 
     stamps = run_real(make)
-    assert most_in_any_window(stamps, WINDOW) <= LIMIT
+    assert max_in_any_window(stamps, WINDOW) <= LIMIT
 
 
 @pytest.mark.parametrize(

@@ -17,17 +17,7 @@ from throttle_lab import (
 )
 from throttle_lab.lab.naive import RateThenSemaphore
 
-from ..helpers import Request, drive
-
-
-def max_in_any_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best = left = 0
-    for right, t in enumerate(times):
-        while times[left] + window <= t:
-            left += 1
-        best = max(best, right - left + 1)
-    return best
+from ..helpers import Request, drive, max_in_any_window
 
 
 def test_tokens_bind_when_they_run_out_first() -> None:
