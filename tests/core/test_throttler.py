@@ -345,3 +345,10 @@ def test_burst_seconds_is_the_new_name_of_window() -> None:
         Throttler(rpm=60, burst_seconds=1.0, window=2.0)
     with pytest.raises(ValueError, match="burst_seconds"):
         Throttler(rpm=60, burst_seconds=0)
+
+
+def test_a_requests_budget_smaller_than_one_request_is_refused_at_once() -> None:
+    # rpm 60 over 0.5 s holds half a request: before, the first acquire waited for ever.
+    with pytest.raises(ValueError, match="burst_seconds"):
+        Throttler(rpm=60, burst_seconds=0.5)
+    Throttler(rpm=60, burst_seconds=1.0)  # exactly one request: fine

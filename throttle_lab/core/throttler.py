@@ -179,6 +179,12 @@ class Throttler(WaitingRoom):
         self.tokens = tokens if tokens is not None else self._bucket("tpm", tpm, f"{name}.tokens")
         if self.requests is not None and self.requests is self.tokens:
             raise ValueError("requests= and tokens= must be two different limiters")
+        if self.requests is not None and self.requests.max_weight < 1:
+            # Every request takes one unit: a bucket that holds less than one would never grant any.
+            raise ValueError(
+                f"the requests budget holds {self.requests.max_weight:g} of a request "
+                "(rpm x burst_seconds / 60): raise burst_seconds to at least 60 / rpm seconds"
+            )
         for meter in (self.requests, self.tokens):
             if meter is None:
                 continue

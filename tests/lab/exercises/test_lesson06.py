@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import random
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 from throttle_lab import ExponentialBackoff, FullJitter
 from throttle_lab.lab import solutions
@@ -56,6 +59,7 @@ def test_an_early_retry_is_caught() -> None:
     report = lesson06.check(lambda attempt, hint: rng.uniform(0, min(30.0, 0.5 * 2**attempt)))
     assert results(report)["never earlier than the hint"] is False
     assert "max(your delay, hint)" in str(report)
+    assert "hint + your delay" in str(report)  # the fix the lesson teaches, not max(), which herds
 
 
 def test_an_uncapped_delay_is_caught() -> None:
@@ -103,3 +107,89 @@ def test_the_herd_helpers() -> None:
     assert lesson06.largest_wave(lockstep) == 25  # the 25 refused at t = 0 come back together
     assert lockstep.summary().completed == jittered.summary().completed == lesson06.HERD_CLIENTS
     assert len(lesson06.retry_arrivals(lockstep)) == lockstep.summary().rate_limited
+
+
+# The catalogue: wrong answers learners write, each with the check it must fail and the hint that fits.
+_rng = random.Random(5)
+Delay = Callable[[int, "float | None"], float]
+
+
+def uncapped(attempt: int, hint: float | None) -> float:
+    """No cap: 0.5 * 2**attempt stays under 60 s up to attempt 6, so attempts 0-5 alone let it pass."""
+    return (hint or 0.0) + _rng.uniform(0, 0.5 * 2**attempt)
+
+
+def hint_alone(attempt: int, hint: float | None) -> float:
+    """The hint as given, jitter only without one: a herd given one hint comes back at one instant."""
+    return hint if hint is not None else _rng.uniform(0, min(30.0, 0.5 * 2**attempt))
+
+
+def narrow_jitter(attempt: int, hint: float | None) -> float:
+    """Exponential on top of the hint with a millisecond of jitter: never early, grows, but in step."""
+    return (hint or 0.0) + min(30.0, 0.5 * 2.0**attempt) + _rng.uniform(0, 0.001)
+
+
+def reseeded(attempt: int, hint: float | None) -> float:
+    """A generator seeded afresh on every call: the same "random" draw for every client."""
+    return (hint or 0.0) + random.Random(attempt).uniform(0, min(30.0, 0.5 * 2**attempt))
+
+
+def table(attempt: int, hint: float | None) -> float:
+    """A table of delays that ends: fine for the herd's 10 attempts, an IndexError after."""
+    return (hint or 0.0) + _rng.uniform(0, [0.5, 1, 2, 4, 8, 16, 30, 30, 30][attempt])
+
+
+def constant(attempt: int, hint: float | None) -> float:
+    """Jitter that never grows: a herd never spreads wide enough for the server to refill."""
+    return (hint or 0.0) + _rng.uniform(0, 1.0)
+
+
+def max_of_hint_and_jitter(attempt: int, hint: float | None) -> float:
+    """The hint swallowing the jitter (what the old hint told learners to write)."""
+    return max(hint or 0.0, _rng.uniform(0, min(30.0, 0.5 * 2**attempt)))
+
+
+CATALOGUE: list[tuple[Delay, str, str]] = [
+    (uncapped, "capped at 60 s", "take min(cap, base * 2**attempt)"),
+    (hint_alone, "the herd breaks up", "waiting just the hint"),
+    (narrow_jitter, "the herd breaks up", "your jitter spreads the herd over"),
+    (reseeded, "jittered", "one generator made once"),
+    (reseeded, "the herd breaks up", "all wait exactly as long"),
+    (table, "capped at 60 s", "every attempt needs a delay"),
+    (constant, "grows with the attempt", "base * 2**attempt"),
+    (max_of_hint_and_jitter, "the herd breaks up", "add the jitter on top of the hint"),
+]
+
+
+@pytest.mark.parametrize(
+    ("delay", "check", "says"), CATALOGUE, ids=[f"{d.__name__}-{c}" for d, c, _ in CATALOGUE]
+)
+def test_a_wrong_answer_fails_with_the_hint_that_fits(delay: Delay, check: str, says: str) -> None:
+    report = lesson06.check(delay)
+    assert not report.passed and results(report)[check] is False, str(report)
+    hint = next(r.hint for r in report.results if r.name == check)
+    assert says in hint, str(report)
+
+
+def test_no_hint_recommends_max_of_delay_and_hint() -> None:
+    early = lesson06.check(lambda attempt, hint: _rng.uniform(0, min(30.0, 0.5 * 2**attempt)))
+    for delay in [d for d, _, _ in CATALOGUE]:
+        for r in [*lesson06.check(delay).results, *early.results]:
+            assert "return max(" not in r.hint, r.hint  # max() re-creates the herd the lesson breaks up
+
+
+def test_the_cap_check_reaches_far_attempts() -> None:
+    report = lesson06.check(load_solution().delay)
+    assert "up to attempt 30" in str(report)
+
+
+def test_hint_and_solution_are_at_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    assert {"hint", "solution"} <= set(lesson06.__all__)
+    lesson06.hint(1)
+    lesson06.hint(3)
+    out = capsys.readouterr().out
+    assert "lesson06 hint 1 of 3" in out and "lesson06 hint 3 of 3" in out
+    assert "hint or 0.0) + rng.uniform" in out  # the last hint is concrete
+    lesson06.solution()
+    out = capsys.readouterr().out
+    assert out.startswith("# throttle_lab.lab.solutions.lesson06") and "def delay(" in out

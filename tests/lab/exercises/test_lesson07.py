@@ -90,3 +90,76 @@ def test_recovery_time_reads_the_sawtooth() -> None:
     assert recovered is not None and 0 < recovered < 30
     assert lesson07.recovery_time(aimd, 10.0) == 0.0  # it starts at the ceiling
     assert min(rate for _, rate in aimd.history) < 0.5  # the brownout pushed it below 30/min
+
+
+# The catalogue: wrong parameters learners choose, each with the check it must fail and the hint that fits.
+CATALOGUE: list[tuple[str, dict[str, float], str, str]] = [
+    # "decrease=0.7" read as "cut by 70 %": it keeps 70 %, and needs many 429s to get under 30/min.
+    (
+        "cut-by-70-percent",
+        {"increase": 0.08, "decrease": 0.7, "cooldown": 1.0},
+        "at most 5 429s",
+        "0.7 keeps 70 %",
+    ),
+    # increase given as if per minute (or just too big): straight back to the ceiling after every cut.
+    (
+        "increase-too-big",
+        {"increase": 2.0, "decrease": 0.5, "cooldown": 1.0},
+        "at most 5 429s",
+        "a smaller increase",
+    ),
+    (
+        "climbs-back-too-fast",
+        {"increase": 0.3, "decrease": 0.3, "cooldown": 1.0},
+        "at most 5 429s",
+        "climbed back",
+    ),
+    # A minute-long cool-down (or one given in milliseconds): one cut, every later 429 ignored.
+    (
+        "cooldown-a-minute",
+        {"increase": 0.08, "decrease": 0.5, "cooldown": 60.0},
+        "at most 5 429s",
+        "shorter cooldown",
+    ),
+    (
+        "cooldown-in-ms",
+        {"increase": 0.08, "decrease": 0.3, "cooldown": 1000.0},
+        "at most 5 429s",
+        "were ignored",
+    ),
+    ("defaults", {"increase": 0.04, "decrease": 0.5, "cooldown": 2.0}, RECOVERY, "a larger increase"),
+    (
+        "timid-climb",
+        {"increase": 0.01, "decrease": 0.3, "cooldown": 0.0},
+        "throughput at least 85% of the arrival rate",
+        "a larger increase",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("params", "check", "says"), [c[1:] for c in CATALOGUE], ids=[c[0] for c in CATALOGUE]
+)
+def test_a_wrong_answer_fails_with_the_hint_that_fits(
+    params: dict[str, float], check: str, says: str
+) -> None:
+    report = lesson07.check(params)
+    assert not report.passed and results(report)[check] is False, str(report)
+    hint = next(r.hint for r in report.results if r.name == check)
+    assert says in hint, str(report)
+
+
+def test_a_long_cooldown_is_not_blamed_on_the_increase() -> None:
+    report = lesson07.check({"increase": 0.08, "decrease": 0.5, "cooldown": 60.0})
+    assert "smaller increase" not in str(report) and "cut harder" not in str(report)
+
+
+def test_hint_and_solution_are_at_hand(capsys: pytest.CaptureFixture[str]) -> None:
+    assert {"hint", "solution"} <= set(lesson07.__all__)
+    lesson07.hint(1)
+    lesson07.hint(3)
+    out = capsys.readouterr().out
+    assert "lesson07 hint 1 of 3" in out and "lesson07 hint 3 of 3" in out and "decrease about 0.3" in out
+    lesson07.solution()
+    out = capsys.readouterr().out
+    assert out.startswith("# throttle_lab.lab.solutions.lesson07") and "PARAMS = " in out

@@ -4,6 +4,8 @@ The exercise: write ``delay(attempt, hint) -> seconds``, the wait before retry n
 the first retry), where ``hint`` is the server's ``retry-after`` in seconds or ``None``::
 
     lesson06.check(delay)
+    lesson06.hint()       # stuck? a hint, one level more concrete each call
+    lesson06.solution()   # the reference solution, printed
 
 It is graded twice.  First on its own, by :func:`throttle_lab.lab.grading.check_backoff` (never earlier than
 the hint, grows with the attempt, capped, jittered).  Then in a herd: :data:`HERD_CLIENTS` clients hit the
@@ -25,7 +27,7 @@ from ...client.retry import RetryPolicy
 from ...core.trace import Trace
 from ...core.validation import is_real
 from ..experiments import ClientStack, Design, Workload, simulate
-from ..grading import Report, check_backoff
+from ..grading import Guide, Report, check_backoff
 
 __all__ = [
     "HERD_ATTEMPTS",
@@ -37,8 +39,10 @@ __all__ = [
     "herd",
     "herd_design",
     "herd_server",
+    "hint",
     "largest_wave",
     "retry_arrivals",
+    "solution",
 ]
 
 DelayFunction = Callable[[int, "float | None"], float]
@@ -53,6 +57,29 @@ MAX_WAVE = 10
 """The largest wave of retries the herd may send (a herd in lockstep sends 25: everyone refused at once)."""
 
 _TITLE = "lesson06.check"
+
+_GUIDE = Guide(
+    "lesson06",
+    [
+        "Three rules: never retry before the server's hint; without a hint, wait longer after every failed "
+        "attempt, up to a cap; and add randomness, so clients that failed together come back apart.",
+        "Every client in a herd gets the *same* hint, so the randomness must go on top of it: hint + jitter. "
+        "max(hint, jitter) -- or the hint alone -- brings the whole herd back at the hint's instant.",
+        "rng = random.Random() made once, outside the function; then return "
+        "(hint or 0.0) + rng.uniform(0.0, min(30.0, 0.5 * 2**attempt)).",
+    ],
+    solution="throttle_lab.lab.solutions.lesson06",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
 
 
 def herd_server(*, count_rejected: bool = False) -> ServerConfig:
@@ -164,7 +191,37 @@ def check(delay: DelayFunction | None) -> Report:
         "the herd breaks up",
         wave <= MAX_WAVE,
         f"biggest wave: {wave} retries within {WAVE_SPAN * 1000:g} ms; at most {MAX_WAVE} allowed",
-        "the server gave every client the same hint, and max(hint, jitter) sends them all back at that "
-        "instant: add the jitter on top of the hint instead (hint + a random share of the backoff)",
+        "" if wave <= MAX_WAVE else _herd_hint(delay),
     )
     return report
+
+
+def _herd_hint(delay: DelayFunction) -> str:
+    """Why a herd stayed together: the hint swallowed the jitter, there was none, or it was too narrow."""
+    hint = 7.0
+    try:
+        waits = {attempt: [float(delay(attempt, hint)) - hint for _ in range(20)] for attempt in range(1, 6)}
+    except Exception:  # it ran in the herd; if it fails now, the general advice will do
+        waits = {}
+    extra = [w for ws in waits.values() for w in ws]
+    spread = max((max(ws) - min(ws) for ws in waits.values()), default=0.0)
+    if extra and sum(abs(w) < 1e-9 for w in extra) >= len(extra) / 2:
+        return (
+            "the server gave every client the same hint, and waiting just the hint -- or "
+            "max(hint, jitter) -- sends them all back at that instant: add the jitter on top of the hint "
+            "instead (hint + a random share of the backoff)"
+        )
+    if extra and spread < 1e-9:
+        return (
+            "clients with the same hint and attempt all wait exactly as long, so they stay in step: add a "
+            "random share of the backoff, drawn from one generator made once"
+        )
+    if extra and spread < 1.0:
+        return (
+            f"your jitter spreads the herd over {spread:.2g} s only: draw it over a range that grows with "
+            "the attempt, e.g. hint + uniform(0, min(cap, base * 2**attempt))"
+        )
+    return (
+        "retries still arrive together: add the jitter on top of the hint (hint + a random share of the "
+        "backoff), over a range that grows with the attempt"
+    )

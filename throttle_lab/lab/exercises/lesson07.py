@@ -7,6 +7,8 @@ whose rate an :class:`~throttle_lab.AIMD` controller steers (:func:`aimd_design`
 ``cooldown`` (seconds during which further 429s count as the same signal)::
 
     lesson07.check({"increase": ..., "decrease": ..., "cooldown": ...})
+    lesson07.hint()       # stuck? a hint, one level more concrete each call
+    lesson07.solution()   # the reference parameters and the arithmetic behind them
 
 Pass: every request completes, at most :data:`MAX_429S` 429s, a throughput of at least
 :data:`MIN_THROUGHPUT` of the rate the requests arrive at, and the rate back to 90 % of the ceiling within
@@ -15,6 +17,8 @@ Pass: every request completes, at most :data:`MAX_429S` 429s, a throughput of at
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +29,7 @@ from ...core.throttler import Throttler
 from ...core.trace import Trace
 from ...core.validation import is_real
 from ..experiments import ClientStack, Design, Workload, seeded_retry, simulate
-from ..grading import Report
+from ..grading import Guide, Report
 
 __all__ = [
     "CEILING_RPM",
@@ -37,8 +41,10 @@ __all__ = [
     "aimd_design",
     "brownout",
     "check",
+    "hint",
     "recovery_time",
     "run_aimd",
+    "solution",
 ]
 
 CEILING_RPM = 120.0
@@ -55,6 +61,32 @@ PARAMETERS = ("increase", "decrease", "cooldown")
 """The keys ``check`` expects."""
 
 _TITLE = "lesson07.check"
+
+_GUIDE = Guide(
+    "lesson07",
+    [
+        "Run check with the defaults (0.04, 0.5, 2.0) and read which line fails: too many 429s means "
+        "the rate stays above the brownout's limit too long; a slow recovery means it climbs back too "
+        "slowly once the limit returns.",
+        "The brownout cuts the limit to a quarter (120 -> 30/min). decrease is the factor the rate is "
+        "multiplied by, so 0.5 needs three cuts -- three 429s at least -- to get under it: cut harder, "
+        "then climb faster (a larger increase) to make up for it, and keep the cool-down near one "
+        "response time so one burst's 429s count once.",
+        "decrease about 0.3 (one cut gets near 30/min), increase about 0.08 requests/s per success (at r "
+        "requests/s that adds 8 % of the rate every second), cooldown about 1 s.",
+    ],
+    solution="throttle_lab.lab.solutions.lesson07",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
 
 
 def brownout() -> ServerConfig:
@@ -187,18 +219,18 @@ def check(params: Mapping[str, float] | Callable[[], Mapping[str, float]] | None
         return report
     trace, aimd = run_aimd(values["increase"], values["decrease"], values["cooldown"])
     summary = trace.summary()
+    why = _why_429s(aimd, values["decrease"], brownout())
     report.add(
         "every request completes",
         summary.completed == WORKLOAD.requests,
         f"{summary.completed} of {WORKLOAD.requests}",
-        "requests gave up after too many 429s: cut harder (smaller decrease) so retries find room",
+        f"requests gave up after too many 429s: {why}",
     )
     report.add(
         f"at most {MAX_429S} 429s",
         summary.rate_limited <= MAX_429S,
         f"{summary.rate_limited} 429s",
-        "each 429 means the rate was still too high: cut harder (smaller decrease), and keep the cool-down "
-        "short so a second 429 is not ignored while the rate is still too high",
+        f"each 429 means the rate was still too high: {why}",
     )
     throughput = summary.achieved_per_minute / WORKLOAD.per_minute
     report.add(
@@ -228,6 +260,48 @@ def check(params: Mapping[str, float] | Callable[[], Mapping[str, float]] | None
                 "to get back to 90 % of 120/min."
             )
     return report
+
+
+def _why_429s(aimd: AIMD, decrease: float, server: ServerConfig) -> str:
+    """Which of the three settings let the rate stay above the brownout's limit, read from the sawtooth."""
+    stats = aimd.statistics()
+    reasons = []
+    long_cooldown = stats.ignored > stats.cuts
+    if long_cooldown:
+        reasons.append(
+            f"{stats.ignored} of your {stats.rate_limited} 429s fell inside the cool-down and were ignored, "
+            "so the rate stayed too high: a shorter cooldown (about one response time, ~1 s)"
+        )
+    schedule = server.limit_schedule
+    if not schedule or schedule[0][1] is None:
+        return "; ".join(reasons) or "cut harder (smaller decrease) and keep the cool-down short"
+    start, low = schedule[0][0], schedule[0][1] / 60.0
+    end = schedule[-1][0] if len(schedule) > 1 else math.inf
+    history = aimd.history
+    under = next((t for t, rate in history if start <= t < end and rate <= low * (1 + 1e-9)), None)
+    cuts = [(t, before) for (_, before), (t, rate) in itertools.pairwise(history) if rate < before]
+    before_under = sum(1 for t, _ in cuts if under is None or t <= under)
+    after_under = sum(1 for t, _ in cuts if under is not None and under < t < end)
+    # Climbing back into the brownout: after the first cut, the rate got back to where it was before it.
+    climbed_back = bool(cuts) and any(
+        cuts[0][0] < t < end and rate >= cuts[0][1] * (1 - 1e-9) for t, rate in history
+    )
+    if decrease > 0.5 or (not long_cooldown and not climbed_back and before_under > after_under):
+        got_under = (
+            f"it took {before_under} cuts to get under the brownout's {low * 60:g}/min"
+            if under is not None
+            else f"the rate never got under the brownout's {low * 60:g}/min"
+        )
+        reasons.append(
+            f"{got_under}: cut harder (a smaller decrease -- it is the factor the rate is multiplied by, so "
+            "0.7 keeps 70 %)"
+        )
+    if not long_cooldown and (climbed_back or after_under > before_under):
+        reasons.append(
+            "between cuts your rate climbed back over the brownout's limit: a smaller increase (it is "
+            "requests/s added per success, so at r requests/s the rate grows by increase x r every second)"
+        )
+    return "; and ".join(reasons) or "cut harder (smaller decrease) and keep the cool-down short"
 
 
 def _limit_returns(server: ServerConfig) -> float | None:

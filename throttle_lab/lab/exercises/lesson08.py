@@ -5,6 +5,8 @@ labelled with a key ``"provider:key-name"`` (:data:`TRAFFIC`); write ``factory(k
 :class:`~throttle_lab.KeyedThrottler` so that::
 
     lesson08.check(factory)
+    lesson08.hint()       # stuck? a hint, one level more concrete each call
+    lesson08.solution()   # the reference factory, printed
 
 finds no 429s, no key waiting for another key's traffic, and every key using its whole limit.
 """
@@ -25,13 +27,23 @@ from ...client.retry import RetryPolicy
 from ...client.transport import ThrottledTransport
 from ...core.events import record
 from ...core.keyed_throttler import KeyedThrottler
-from ...core.runtime import run
+from ...core.runtime import VirtualTimeDeadlock, run
 from ...core.throttler import Throttler
 from ...core.trace import Trace
 from ..experiments import seeded_retry
-from ..grading import Report
+from ..grading import Guide, Report
 
-__all__ = ["PROVIDERS", "TRAFFIC", "Burst", "check", "ideal_finish", "provider_of", "run_keys"]
+__all__ = [
+    "PROVIDERS",
+    "TRAFFIC",
+    "Burst",
+    "check",
+    "hint",
+    "ideal_finish",
+    "provider_of",
+    "run_keys",
+    "solution",
+]
 
 PROVIDERS: Mapping[str, ServerConfig] = {
     "provider-a": ServerConfig(rpm=60, window=10.0, per_key=True, ttft=0.2, per_token=0.0, jitter=0.0),
@@ -58,6 +70,32 @@ TRAFFIC: Sequence[Burst] = (
 """The exercise's traffic: a heavy key, a light key on the same provider a second later, another provider."""
 
 _TITLE = "lesson08.check"
+
+_GUIDE = Guide(
+    "lesson08",
+    [
+        "The providers count every API key on its own, so every key needs a throttler of its own, with "
+        "the limits of the provider the key belongs to.",
+        "KeyedThrottler calls your factory once per key: build a *new* Throttler inside it every time (a "
+        "shared one makes keys queue behind each other), and look the limits up with "
+        "PROVIDERS[provider_of(key)].",
+        "config = PROVIDERS[provider_of(key)]; return Throttler(rpm=config.rpm, window=config.window, "
+        "name=key) -- the window too: the provider enforces its limit over 10 s, not a minute.",
+    ],
+    solution="throttle_lab.lab.solutions.lesson08",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
+
+
 _BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10}
 
 
@@ -165,12 +203,19 @@ def check(factory: Callable[[str], Throttler] | None) -> Report:
             note="your factory still raises NotImplementedError; fill it in and run me again.",
         )
     except Exception as exc:  # the learner's code: report, don't crash the notebook
-        report.add(
-            "the factory makes a Throttler for a key",
-            False,
-            f"{type(exc).__name__}: {exc}",
-            "return Throttler(rpm=..., window=..., name=key) with the limits of the key's provider",
-        )
+        hint = "return Throttler(rpm=..., window=..., name=key) with the limits of the key's provider"
+        if isinstance(exc, KeyError):
+            hint = (
+                f"keys look like {keys[0]!r}, and PROVIDERS is keyed by provider: "
+                "PROVIDERS[provider_of(key)] gives the key's provider's limits"
+            )
+        elif isinstance(exc, ValueError) and "requests budget" in str(exc):
+            # The throttler refuses a bucket smaller than one request: almost always a unit mix-up.
+            hint = (
+                "its bucket holds rpm x window / 60 requests, less than one here: rpm is per minute "
+                "and window in seconds"
+            )
+        report.add("the factory makes a Throttler for a key", False, f"{type(exc).__name__}: {exc}", hint)
         return report
     distinct = len({id(t) for t in throttlers})
     report.add(
@@ -182,6 +227,16 @@ def check(factory: Callable[[str], Throttler] | None) -> Report:
     )
     try:
         trace = run_keys(keyed)
+    except VirtualTimeDeadlock as exc:
+        first_line = str(exc).splitlines()[0]
+        report.add(
+            "the traffic runs",
+            False,
+            f"{type(exc).__name__}: {first_line}",
+            "a throttler never let a request go: its bucket holds rpm x window / 60 requests, and below one "
+            "nothing ever fits -- rpm is per minute and window in seconds, as in PROVIDERS",
+        )
+        return report
     except Exception as exc:
         report.add("the traffic runs", False, f"{type(exc).__name__}: {exc}", "see the error above")
         return report
