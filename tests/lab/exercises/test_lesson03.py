@@ -8,6 +8,8 @@ from collections import deque
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from throttle_lab import TokenBucket
 from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson03
@@ -183,3 +185,128 @@ def test_count_timers_polling_against_one_timer() -> None:
     _, polling = lesson03.count_timers(crowd(PollingTokenBucket(rate=10.0, capacity=1)))
     _, ours = lesson03.count_timers(crowd(TokenBucket(rate=10.0, capacity=1)))
     assert ours <= 100 < 20 * 100 < polling
+
+
+# ------------------------------------------------------------------------------------------------------
+# A catalogue of real wrong answers, written the way learners write them: each must fail, with the hint
+# that fits its mistake.
+class ReserveThenSleepBucket:
+    """Take the tokens at once (the level may go below zero), then sleep until they have dripped in.
+
+    FIFO and one sleep each -- but a waiter that gives up has already taken its tokens.
+    """
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.tokens, self.last = float(capacity), 0.0
+
+    async def acquire(self, weight: float = 1) -> None:
+        if weight > self.capacity:
+            raise ValueError("too heavy")
+        now = asyncio.get_running_loop().time()
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        self.tokens -= weight
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
+
+
+class RetryWhenRefilledBucket:
+    """Sleep exactly until the tokens should be there, then look again: every waiter does, at once."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.tokens, self.last = float(capacity), 0.0
+
+    async def acquire(self, weight: float = 1) -> None:
+        if weight > self.capacity:
+            raise ValueError("too heavy")
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens >= weight - 1e-9:
+                self.tokens -= weight
+                return
+            await asyncio.sleep((weight - self.tokens) / self.rate)
+
+
+class TickingBucket(RetryWhenRefilledBucket):
+    """Look again every 10 ms."""
+
+    async def acquire(self, weight: float = 1) -> None:
+        if weight > self.capacity:
+            raise ValueError("too heavy")
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens >= weight - 1e-9:
+                self.tokens -= weight
+                return
+            await asyncio.sleep(0.01)
+
+
+class UncappedBucket(QueueBucket):
+    """Refills without the ``min(capacity, ...)``: after a quiet spell it holds more than it may."""
+
+    def refill(self, now: float) -> None:
+        self.tokens += (now - self.last) * self.rate
+        self.last = now
+
+
+def failing(report: Report) -> dict[str, str]:
+    return {r.name: r.hint for r in report.results if not r.passed}
+
+
+def test_reserve_then_sleep_is_caught_by_a_quitter_in_the_middle_of_the_queue() -> None:
+    report = lesson03.check(ReserveThenSleepBucket)
+    assert list(failing(report)) == ["a cancelled waiter takes nothing from the others"]
+    text = str(report)
+    assert "instead of" in text and "kept its tokens" in text and "not reserve it first" in text
+
+
+def test_lifo_is_told_to_serve_the_head_not_the_newest() -> None:
+    report = lesson03.check(lambda rate, capacity: QueueBucket(rate, capacity, lifo=True))
+    assert list(failing(report)) == ["first come, first served"]
+    assert "the newest waiters went first" in str(report) and "popleft" in str(report)
+
+
+def test_retrying_when_refilled_is_polling_by_the_whole_queue() -> None:
+    report = lesson03.check(RetryWhenRefilledBucket)
+    hints = failing(report)
+    assert "no polling" in hints and "first come, first served" in hints
+    assert "sleeping until exactly that moment does not help" in hints["no polling"]
+    assert "all but the first went back to sleep" in hints["no polling"]
+
+
+def test_ticking_is_polling_at_moments_nothing_can_be_granted() -> None:
+    hints = failing(lesson03.check(TickingBucket))
+    assert "woke when nothing could be granted" in hints["no polling"]
+
+
+def test_a_bucket_without_a_cap_is_told_to_cap_the_level() -> None:
+    report = lesson03.check(UncappedBucket)
+    hints = failing(report)
+    assert list(hints) == ["never more than capacity + rate x T"]
+    assert "never let it go above capacity" in hints["never more than capacity + rate x T"]
+
+
+def test_hint_and_solution_are_exported() -> None:
+    assert {"hint", "solution"} <= set(lesson03.__all__)
+
+
+def test_hints_go_from_general_to_concrete_and_the_solution_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lesson03.hint(1)
+    lesson03.hint(2)
+    lesson03.hint(3)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"lesson03 hint {i} of 3" for i in (1, 2, 3)]
+    assert "deque" in lines[1] and "loop.call_at" in lines[2] and "loop.call_at" not in lines[0]
+    lesson03.solution()
+    out = capsys.readouterr().out
+    assert out.startswith("# throttle_lab.lab.solutions.lesson03") and "class MyBucket" in out

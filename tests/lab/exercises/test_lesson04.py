@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import math
 from collections import deque
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 from throttle_lab import FixedWindow, SlidingWindowCounter, SlidingWindowLog
 from throttle_lab.lab import solutions
@@ -134,3 +137,144 @@ def test_a_wrong_signature_is_reported_not_raised() -> None:
     report = lesson04.check(Positional)
     assert results(report) == {"runs": False}
     assert "MyWindow(max_requests=..., window_seconds=...)" in str(report)
+
+
+# ------------------------------------------------------------------------------------------------------
+# More real wrong answers, written the way learners write them: each must fail with the hint that fits.
+class RetryAtExpiryWindow:
+    """Sleep until the oldest entry expires, then look again -- every waiter does, at the same moment."""
+
+    def __init__(self, max_requests: float, window_seconds: float) -> None:
+        self.limit, self.window = max_requests, window_seconds
+        self.log: deque[float] = deque()
+
+    async def acquire(self, weight: float = 1) -> None:
+        if weight > self.limit:
+            raise ValueError("too big")
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self.log and self.log[0] + self.window <= now:
+                self.log.popleft()
+            if len(self.log) + weight <= self.limit:
+                self.log.extend([now] * int(weight))
+                return
+            await asyncio.sleep(self.log[0] + self.window - now)
+
+
+class BookTheSlotWindow:
+    """Book the next free moment in the log now, then sleep until it comes (a reservation)."""
+
+    def __init__(self, max_requests: float, window_seconds: float) -> None:
+        self.limit, self.window = int(max_requests), window_seconds
+        self.log: deque[float] = deque()  # booked grant times, in order
+
+    async def acquire(self, weight: float = 1) -> None:
+        if weight > self.limit:
+            raise ValueError("too big")
+        now = asyncio.get_running_loop().time()
+        at = now
+        for _ in range(int(weight)):
+            if len(self.log) >= self.limit:
+                at = max(at, self.log[-self.limit] + self.window)
+            self.log.append(at)
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+class ClockWindow:
+    """Counts per clock window ``[k W, (k + 1) W)``, served from a queue with one timer per reset."""
+
+    def __init__(self, max_requests: float, window_seconds: float) -> None:
+        self.limit, self.window = max_requests, window_seconds
+        self.start, self.count = 0.0, 0.0
+        self.queue: deque[tuple[float, asyncio.Future[None]]] = deque()
+        self.timer: asyncio.TimerHandle | None = None
+
+    async def acquire(self, weight: float = 1) -> None:
+        if weight > self.limit:
+            raise ValueError("too big")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self.queue.append((weight, future))
+        self.serve(loop)
+        await future
+
+    def on_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.timer = None
+        self.serve(loop)
+
+    def serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        start = math.floor(now / self.window) * self.window
+        if start != self.start:
+            self.start, self.count = start, 0.0
+        while self.queue and self.count + self.queue[0][0] <= self.limit:
+            weight, future = self.queue.popleft()
+            if not future.done():
+                self.count += weight
+                future.set_result(None)
+        if self.queue and self.timer is None:
+            self.timer = loop.call_at(self.start + self.window, self.on_timer, loop)
+
+
+class HardCodedWindow:
+    """The reference window, with the exercise's numbers typed in instead of read from the arguments."""
+
+    def __init__(self, max_requests: float, window_seconds: float) -> None:
+        self.inner = load_solution().MyWindow(4, 2.0)
+
+    async def acquire(self, weight: float = 1) -> None:
+        await self.inner.acquire(weight)
+
+
+def failing(report: Report) -> dict[str, str]:
+    return {r.name: r.hint for r in report.results if not r.passed}
+
+
+def test_sleeping_until_the_oldest_expires_then_retrying_is_polling() -> None:
+    hints = failing(lesson04.check(RetryAtExpiryWindow))
+    assert PROMISE not in hints  # the limit itself holds
+    assert "sleeping until exactly that moment does not help" in hints["no polling"]
+    assert "wake only the head" in hints["no polling"]
+
+
+def test_ticking_every_10_ms_is_told_it_wakes_for_nothing() -> None:
+    hints = failing(lesson04.check(PollingWindow))
+    assert "woke when nothing could be granted" in hints["no polling"]
+
+
+def test_booking_a_slot_then_sleeping_is_not_cancellation_safe() -> None:
+    report = lesson04.check(BookTheSlotWindow)
+    hints = failing(report)
+    assert list(hints) == ["a cancelled waiter takes nothing from the others"]
+    assert "kept its place in the window" in str(report) and "instead of" in str(report)
+
+
+def test_a_learners_clock_aligned_window_is_told_about_the_reset() -> None:
+    report = lesson04.check(ClockWindow)
+    assert list(failing(report)) == [PROMISE]
+    assert "busiest window held 8" in str(report) and "resets on the clock" in str(report)
+
+
+def test_an_off_by_one_is_named_as_one() -> None:
+    hints = failing(lesson04.check(OffByOneWindow))
+    assert "off-by-one" in hints[PROMISE] and "resets on the clock" not in hints[PROMISE]
+
+
+def test_numbers_typed_in_are_caught_at_the_second_setting() -> None:
+    hints = failing(lesson04.check(HardCodedWindow))
+    assert list(hints) == ["also right at 3 per 0.3 s"]
+    assert "never numbers typed in by hand" in hints["also right at 3 per 0.3 s"]
+
+
+def test_hint_and_solution_are_exported_and_print(capsys: pytest.CaptureFixture[str]) -> None:
+    assert {"hint", "solution"} <= set(lesson04.__all__)
+    for level in (1, 2, 3):
+        lesson04.hint(level)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"lesson04 hint {i} of 3" for i in (1, 2, 3)]
+    assert "expires <= now" in lines[2] and "loop.call_at" in lines[2]
+    lesson04.solution()
+    out = capsys.readouterr().out
+    assert out.startswith("# throttle_lab.lab.solutions.lesson04") and "class MyWindow" in out

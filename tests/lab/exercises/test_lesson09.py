@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from collections import deque
 from pathlib import Path
 from types import ModuleType
 
@@ -122,3 +123,120 @@ def test_check_works_where_an_event_loop_is_running() -> None:
         return lesson09.check(TokenBucket, promise="bucket")
 
     assert asyncio.run(in_a_cell()).passed
+
+
+# ------------------------------------------------------------------------------------------------------
+# Real wrong answers, written the way learners write them: each fails, alone, with the hint that fits.
+class ReserveThenSleepBucket:
+    """Take the tokens at once (the level may go below zero), then sleep until they have dripped in."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.rate, self.capacity = rate, capacity
+        self.tokens, self.last = float(capacity), 0.0
+
+    async def acquire(self, weight: float = 1) -> None:
+        if weight > self.capacity:
+            raise ValueError("too heavy")
+        now = asyncio.get_running_loop().time()
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        self.tokens -= weight
+        if self.tokens < 0:
+            await asyncio.sleep(-self.tokens / self.rate)
+
+
+class RetryAtExpiryWindow:
+    """Sleep until the oldest grant expires, then look again -- every waiter does, at the same moment."""
+
+    def __init__(self, max_requests: int, window_seconds: float) -> None:
+        self.limit, self.window = max_requests, window_seconds
+        self.log: deque[float] = deque()
+
+    async def acquire(self, weight: int = 1) -> None:
+        if weight > self.limit:
+            raise ValueError("too big")
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self.log and self.log[0] + self.window <= now:
+                self.log.popleft()
+            if len(self.log) + weight <= self.limit:
+                self.log.extend([now] * weight)
+                return
+            await asyncio.sleep(self.log[0] + self.window - now)
+
+
+class OneTooManyWindow(RetryAtExpiryWindow):
+    """Compares the count *before* adding with ``<=``: one grant too many in every window."""
+
+    async def acquire(self, weight: int = 1) -> None:
+        if weight > self.limit:
+            raise ValueError("too big")
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            while self.log and self.log[0] + self.window <= now:
+                self.log.popleft()
+            if len(self.log) <= self.limit:  # the bug
+                self.log.append(now)
+                return
+            await asyncio.sleep(self.log[0] + self.window - now)
+
+
+class HardCodedBucket:
+    """Our TokenBucket with the standard promise typed in instead of read from the arguments."""
+
+    def __init__(self, rate: float, capacity: float) -> None:
+        self.bucket = TokenBucket(rate=1.0, capacity=5)
+
+    async def acquire(self, weight: float = 1) -> None:
+        await self.bucket.acquire(weight)
+
+
+def failing(report: Report) -> dict[str, str]:
+    return {r.name: r.hint for r in report.results if not r.passed}
+
+
+def test_reserve_then_sleep_fails_the_quitter_in_the_middle() -> None:
+    report = lesson09.check(ReserveThenSleepBucket, promise="bucket")
+    hints = failing(report)
+    assert list(hints) == ["alone: a cancelled waiter takes nothing from the others"]
+    assert "kept its tokens" in str(report) and "not reserve it first" in str(report)
+    assert not any(name.startswith("in the race") for name in results(report))
+
+
+def test_retrying_at_expiry_is_polling() -> None:
+    hints = failing(lesson09.check(RetryAtExpiryWindow, promise="window"))
+    assert "alone: never more than 5 in any 5 s window" not in hints
+    assert "sleeping until exactly that moment does not help" in hints["alone: no polling"]
+
+
+def test_one_too_many_is_named_an_off_by_one() -> None:
+    hints = failing(lesson09.check(OneTooManyWindow, promise="window"))
+    assert "off-by-one" in hints["alone: never more than 5 in any 5 s window"]
+
+
+def test_numbers_typed_in_are_caught_at_a_second_promise() -> None:
+    report = lesson09.check(HardCodedBucket, promise="bucket")
+    hints = failing(report)
+    assert list(hints) == ["alone: also right at rate=0.5, capacity=3"]
+    assert "never numbers typed in by hand" in hints["alone: also right at rate=0.5, capacity=3"]
+    assert not any(name.startswith("in the race") for name in results(report))
+
+
+def test_a_learners_own_promise_is_checked_at_a_standard_one_too() -> None:
+    report = lesson09.check(load_solution().MyLimiter, promise={"max_requests": 3, "window_seconds": 0.3})
+    assert report.passed, str(report)
+    assert "alone: also right at max_requests=5, window_seconds=5" in results(report)
+
+
+def test_hint_and_solution_are_exported_and_print(capsys: pytest.CaptureFixture[str]) -> None:
+    assert {"hint", "solution"} <= set(lesson09.__all__)
+    for level in (1, 2, 3):
+        lesson09.hint(level)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == [f"lesson09 hint {i} of 3" for i in (1, 2, 3)]
+    assert "reserve-then-sleep" in lines[1] and "loop.call_at" in lines[2]
+    lesson09.solution()
+    out = capsys.readouterr().out
+    assert out.startswith("# throttle_lab.lab.solutions.lesson09") and "class MyLimiter" in out

@@ -11,6 +11,9 @@ weight=1)`` that
 
     lesson03.check(MyBucket)
 
+Stuck?  :func:`hint` prints a hint (the next, more concrete one on each call) and :func:`solution` the
+reference solution.
+
 The lesson also measures how often a limiter wakes the event loop, with :func:`count_timers`: every
 ``asyncio.sleep`` and every ``call_at`` arms one timer, so a limiter that polls arms many per grant.
 
@@ -34,9 +37,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from ...core.runtime import VirtualTimeLoop
-from ..grading import Report, check_at_two_settings, check_limiter
+from ..grading import Guide, Report, check_at_two_settings, check_limiter
 
-__all__ = ["CAPACITY", "OTHER_SETTING", "RATE", "call_off_the_loop", "check", "count_timers"]
+__all__ = [
+    "CAPACITY",
+    "OTHER_SETTING",
+    "RATE",
+    "call_off_the_loop",
+    "check",
+    "count_timers",
+    "hint",
+    "solution",
+]
 
 T = TypeVar("T")
 
@@ -47,6 +59,35 @@ CAPACITY = 4
 OTHER_SETTING = (0.5, 3)
 
 _TITLE = "lesson03.check"
+
+_GUIDE = Guide(
+    "lesson03",
+    [
+        "Two pieces of state are enough: the level of the bucket at one moment (tokens at loop time `last`, "
+        "from which the rate gives the level at any later moment) and a line of waiters. A waiter that must "
+        "wait should be handed its tokens when they are there -- not wake up again and again to look.",
+        "Keep the waiters in a collections.deque of (weight, future). In acquire: raise ValueError if "
+        "weight > capacity; if nobody waits and the tokens are there, take them and return; otherwise append "
+        "(weight, future) and await the future. Take tokens only when a waiter is granted, never before it "
+        "waits: a waiter that gives up must leave nothing behind.",
+        "Write one _serve(loop) method: refill, then while the head's tokens are there (allow 1e-9 for "
+        "rounding) popleft it, subtract its weight and future.set_result(None); if the head must still wait, "
+        "arm one loop.call_at(loop.time() + (weight - tokens) / rate, ...) that calls _serve again. Call "
+        "_serve when a waiter joins an empty line, and in acquire's `except asyncio.CancelledError`: give "
+        "the tokens back if the future had already been granted, call _serve, re-raise.",
+    ],
+    solution="throttle_lab.lab.solutions.lesson03",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
 
 
 # ------------------------------------------------------------------------------------------ helpers

@@ -12,16 +12,19 @@ acquire(self, weight=1)`` that
 :func:`check` runs it on virtual time with :func:`throttle_lab.lab.grading.check_limiter`::
 
     lesson04.check(MyWindow)
+
+Stuck?  :func:`hint` prints a hint (the next, more concrete one on each call) and :func:`solution` the
+reference solution.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..grading import Report, check_at_two_settings, check_limiter
+from ..grading import CheckResult, Guide, Report, check_at_two_settings, check_limiter
 
-__all__ = ["MAX_REQUESTS", "OTHER_SETTING", "WINDOW_SECONDS", "check"]
+__all__ = ["MAX_REQUESTS", "OTHER_SETTING", "WINDOW_SECONDS", "check", "hint", "solution"]
 
 #: The setting ``check`` grades: 4 requests in any 2 seconds.
 MAX_REQUESTS = 4
@@ -30,6 +33,35 @@ WINDOW_SECONDS = 2.0
 OTHER_SETTING = (3, 0.3)
 
 _TITLE = "lesson04.check"
+
+_GUIDE = Guide(
+    "lesson04",
+    [
+        "A sliding-window log remembers every grant still inside the window -- one entry per grant, which"
+        " leaves the window at t0 + window_seconds, wherever the clock stands. Waiters wait in line to be"
+        " handed their grant; nobody sleeps and looks again.",
+        "Two collections.deque: the log of (expires, weight), oldest first, and the waiters' (weight, "
+        "future). Drop every entry with expires <= now; the head fits when (weight in the log) + its "
+        "weight <= max_requests. In acquire: ValueError if weight > max_requests; grant at once if nobody"
+        " waits and it fits; otherwise append a future and await it.",
+        "When the head does not fit, add up the log's weights from the oldest entry until enough would "
+        "leave: that entry's `expires` is when the head fits. Arm one loop.call_at(expires, ...) -- the "
+        "very float you test with `expires <= now`, so it cannot spin -- and when it fires, grant the "
+        "head (and the next, while they fit) with future.set_result(None), then arm again. A cancelled "
+        "waiter is skipped; one cancelled just after its grant gives its entry back.",
+    ],
+    solution="throttle_lab.lab.solutions.lesson04",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
 
 
 def _not_attempted() -> Report:
@@ -47,6 +79,15 @@ def _crash_hint(exc: BaseException) -> str:
             "def __init__(self, max_requests, window_seconds) and async def acquire(self, weight=1)"
         )
     return "your window raised an exception: try it on its own (run(...) a few acquires) to see the traceback"
+
+
+def _second_hint(failed: Sequence[CheckResult]) -> str:
+    spinning = [r for r in failed if "VirtualTimeLivelock" in r.detail]
+    if spinning:
+        return spinning[0].hint  # the float trap bites at a window of 0.3 s
+    return (
+        "read max_requests and window_seconds from the arguments everywhere, never numbers typed in by hand"
+    )
 
 
 def _grade(window_class: Callable[..., Any], limit: float, window: float) -> Report:
@@ -78,6 +119,7 @@ def check(window_class: Callable[..., Any] | None) -> Report:
         f"also right at {limit:g} per {window:g} s",
         crash_hint=_crash_hint,
         not_attempted=_not_attempted,
+        second_hint=_second_hint,
     )
     if report.passed:
         report.note = (

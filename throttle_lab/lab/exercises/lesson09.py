@@ -9,7 +9,12 @@ and has ``async def acquire(self, weight=1)``.  Then::
 grades it twice: alone, by :func:`throttle_lab.lab.grading.check_limiter` (the promise holds in every window,
 first come first served, impossible requests fail fast, no polling, cancellation-safe), and in a race
 against the mock server, by :func:`throttle_lab.lab.grading.check_trace` (no 429s, the limit used), next to
-throttle_lab's own ``Throttler`` on the same traffic.
+throttle_lab's own ``Throttler`` on the same traffic.  Once it passes alone, it is graded alone once more
+at :data:`OTHER_PROMISES` (the same kind of promise, other numbers), so numbers typed into the class are
+caught.
+
+Stuck?  :func:`hint` prints a hint (the next, more concrete one on each call) and :func:`solution` the
+reference solution (a sliding-window log).
 """
 
 from __future__ import annotations
@@ -30,18 +35,21 @@ from ...core.runtime import VirtualTimeError, run
 from ...core.trace import Trace
 from ...core.validation import is_real
 from ..experiments import ClientStack, Comparison, Design, Workload, compare, seeded_retry
-from ..grading import CheckResult, Report, check_limiter, check_trace
+from ..grading import CheckResult, Guide, Report, check_limiter, check_trace
 
 __all__ = [
+    "OTHER_PROMISES",
     "PROMISES",
     "RACE_WORKLOAD",
     "AcquireOnlyGate",
     "Gate",
     "check",
     "design_for",
+    "hint",
     "promise_of",
     "race",
     "server_for",
+    "solution",
     "trickle_arrivals",
 ]
 
@@ -50,10 +58,45 @@ PROMISES: Mapping[str, Mapping[str, float]] = {
     "window": {"max_requests": 5, "window_seconds": 5.0},
 }
 """The two standard promises: a bucket of 5 refilling 1 per second, or at most 5 in any 5 seconds."""
+OTHER_PROMISES: Mapping[str, Mapping[str, float]] = {
+    "bucket": {"rate": 0.5, "capacity": 3},
+    "window": {"max_requests": 3, "window_seconds": 0.3},
+}
+"""The second promise of each kind ``check`` grades a limiter at (another one, if yours is this one)."""
 RACE_WORKLOAD = Workload(requests=60)
 """The race's traffic: 60 requests, all at once."""
 
 _TITLE = "lesson09.check"
+
+_GUIDE = Guide(
+    "lesson09",
+    [
+        "Pick a promise and keep only the state its rule needs: tokens at one moment in time (a bucket) or "
+        "the grant times still inside the window (a window). Then give it the shape of lessons 03 and 04: "
+        "a line of waiters, and one timer for the head of the line.",
+        "In acquire: raise ValueError if weight can never fit; grant at once if nobody waits and it fits; "
+        "otherwise append a future to a collections.deque and await it. Take capacity only when a waiter "
+        "is granted, never before it waits (no reserve-then-sleep): a waiter that gives up must leave "
+        "nothing behind.",
+        "One _serve(loop) method: grant to the head while it fits (future.set_result), then arm one "
+        "loop.call_at for the moment the new head can go -- computed with the same expression your "
+        "expiry test uses (t0 + window <= now). On CancelledError in acquire: give back what a just-granted "
+        "waiter took, call _serve again, re-raise. Read every number from the arguments: check grades a "
+        "second promise too.",
+    ],
+    solution="throttle_lab.lab.solutions.lesson09",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
+
 
 T = TypeVar("T")
 
@@ -191,6 +234,8 @@ def check(make: Callable[..., Any] | None, promise: str | Mapping[str, float] = 
         )
     report.results.extend(_prefixed("alone: ", alone.results))
     report.add(*_trickle(make, kwargs))
+    if report.passed:
+        report.add(*_other_promise(make, kwargs))
     if not report.passed:
         report.note = "Make it pass on its own first; then it races against ours."
         return report
@@ -276,6 +321,33 @@ def _trickle(make: Callable[..., Any], kwargs: Mapping[str, float]) -> tuple[str
         "a window that resets on the clock lets a burst through on each side of the boundary: count the "
         "grants of the last window_seconds, wherever they fall",
     )
+
+
+def _second_promise(promise: Mapping[str, float]) -> dict[str, float]:
+    """The second promise ``check`` grades at: :data:`OTHER_PROMISES` of the same kind, if it differs."""
+    kind = "bucket" if "rate" in promise else "window"
+    other = dict(OTHER_PROMISES[kind])
+    return other if other != dict(promise) else dict(PROMISES[kind])
+
+
+def _other_promise(make: Callable[..., Any], kwargs: Mapping[str, float]) -> tuple[str, bool, str, str]:
+    other = _second_promise(kwargs)
+    name = "alone: also right at " + ", ".join(f"{k}={v:g}" for k, v in other.items())
+    try:
+        graded = _off_the_loop(lambda: check_limiter(lambda: make(**other), **other))
+    except Exception as exc:  # the learner's code
+        return name, False, f"{type(exc).__name__}: {exc}".splitlines()[0], "it failed at another promise"
+    failed = [r for r in graded.results if not r.passed]
+    if not failed:
+        return name, True, "all checks passed", ""
+    spinning = [r for r in failed if "VirtualTimeLivelock" in r.detail]
+    hint = (
+        spinning[0].hint  # the float trap bites at a window of 0.3 s
+        if spinning
+        else "read the promise from the arguments (self.rate, self.capacity or self.max_requests, "
+        "self.window_seconds) everywhere, never numbers typed in by hand"
+    )
+    return name, False, "failed: " + "; ".join(r.name for r in failed), hint
 
 
 def _prefixed(prefix: str, results: list[CheckResult]) -> list[CheckResult]:

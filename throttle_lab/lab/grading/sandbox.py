@@ -11,7 +11,7 @@ import concurrent.futures
 import contextvars
 import math
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...core.events import Event, request_scope
@@ -20,11 +20,17 @@ from ...core.trace import Trace
 
 
 class CountingLoop(VirtualTimeLoop):
-    """A virtual loop that counts timers: a limiter that polls schedules many more than it grants."""
+    """A virtual loop that counts timers: a limiter that polls schedules many more than it grants.
+
+    ``timers`` counts the timers armed (a timer re-armed and cancelled counts too); ``wakeups`` holds the
+    virtual time at which each timer *fired* -- every fired timer wakes someone, so a limiter that wakes
+    each waiter once fires about one per grant, and one whose waiters sleep and look again fires many.
+    """
 
     def __init__(self) -> None:
         super().__init__(max_spins=50_000)
         self.timers = 0
+        self.wakeups: list[float] = []
 
     def call_at(  # type: ignore[override]
         self,
@@ -34,7 +40,12 @@ class CountingLoop(VirtualTimeLoop):
         context: contextvars.Context | None = None,
     ) -> asyncio.TimerHandle:
         self.timers += 1
-        return super().call_at(when, callback, *args, context=context)
+
+        def fired(*fired_args: Any) -> object:
+            self.wakeups.append(self.time())
+            return callback(*fired_args)
+
+        return super().call_at(when, fired, *args, context=context)
 
 
 def run_counting(main: Callable[[], Any], horizon: float) -> tuple[Any, int]:
@@ -53,10 +64,26 @@ def run_counting(main: Callable[[], Any], horizon: float) -> tuple[Any, int]:
 
 
 def run_counting_here(main: Callable[[], Any], horizon: float) -> tuple[Any, int]:
+    result, loop = run_watched_here(main, horizon)
+    return result, loop.timers
+
+
+def run_watched(main: Callable[[], Any], horizon: float) -> tuple[Any, CountingLoop]:
+    """Like :func:`run_counting`, but hand back the (closed) loop, with its timers and wake-ups."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return run_watched_here(main, horizon)
+    context = contextvars.copy_context()
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="throttle_lab.lab.grading") as pool:
+        return pool.submit(context.run, run_watched_here, main, horizon).result()
+
+
+def run_watched_here(main: Callable[[], Any], horizon: float) -> tuple[Any, CountingLoop]:
     loop = CountingLoop()
     try:
         result = loop.run_until_complete(asyncio.wait_for(main(), timeout=horizon))
-        return result, loop.timers
+        return result, loop
     finally:
         for task in asyncio.all_tasks(loop):
             task.cancel()
@@ -69,6 +96,7 @@ class DrivenRun:
     grants: list[tuple[float, Hashable, float]]  # (time, request, weight)
     timers: int
     order: list[Hashable]
+    wakeups: list[float] = field(default_factory=list)  # when each timer fired (virtual time)
 
 
 def drive(make: Callable[[], Any], arrivals: Sequence[tuple[float, float]], horizon: float) -> DrivenRun:
@@ -89,8 +117,8 @@ def drive(make: Callable[[], Any], arrivals: Sequence[tuple[float, float]], hori
 
         await asyncio.gather(*(caller(i, at, w) for i, (at, w) in enumerate(arrivals)))
 
-    _, timers = run_counting(main, horizon)
-    return DrivenRun(grants, timers, order)
+    _, loop = run_watched(main, horizon)
+    return DrivenRun(grants, loop.timers, order, loop.wakeups)
 
 
 async def acquire_once(limiter: Any, weight: float) -> None:
