@@ -170,6 +170,13 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
         help="a 429'd request still uses one request of the RPM budget (default: off)",
     )
     cfg.add_argument(
+        "--flag-too-large",
+        action=argparse.BooleanOptionalAction,
+        default=s,
+        help="mock-only: answer a request too large for the TPM budget with code request_too_large and "
+        "x-should-retry: false (default: off, OpenAI's own rate_limit_exceeded)",
+    )
+    cfg.add_argument(
         "--quota-tokens",
         type=limit_arg,
         default=s,

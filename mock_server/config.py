@@ -59,6 +59,11 @@ class ServerConfig:
         ``count_rejected`` (off by default): a request answered 429 still takes one request from the
         requests bucket, which may then go into debt down to ``-capacity``; this models providers that
         count unsuccessful requests, and shows why hammering a limited endpoint keeps you limited.
+        ``flag_too_large`` (off by default, a mock-only aid): a request larger than the whole tokens budget
+        gets code ``request_too_large`` and ``x-should-retry: false`` (the official SDKs then do not
+        retry it). Off, the answer is OpenAI's own: 429, type ``tokens``, code ``rate_limit_exceeded``,
+        "Request too large for ... on tokens per min (TPM): Limit ..., Requested ...", and nothing in it
+        says that waiting will not help.
         ``quota_tokens``: a prepaid balance of tokens shared by all keys; a request whose charge no
         longer fits gets 429 ``insufficient_quota``.
         ``limit_schedule``: ``(at_seconds, rpm, tpm)`` entries applied when the server clock passes
@@ -93,6 +98,7 @@ class ServerConfig:
     token_charge: TokenCharge = "prompt+max_tokens"
     default_max_tokens: int = 100
     count_rejected: bool = False
+    flag_too_large: bool = False
     quota_tokens: int | None = None
     limit_schedule: tuple[ScheduleEntry, ...] = ()
     models: tuple[str, ...] = DEFAULT_MODELS
@@ -126,7 +132,7 @@ class ServerConfig:
             check_number(name, getattr(self, name), maximum=1.0)
         if self.error_rate_500 + self.error_rate_503 + self.overloaded_rate > 1.0:
             raise ValueError("error_rate_500 + error_rate_503 + overloaded_rate must not exceed 1")
-        for name in ("per_key", "count_rejected"):
+        for name in ("per_key", "count_rejected", "flag_too_large"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.token_charge not in ("prompt+max_tokens", "prompt"):

@@ -6,10 +6,12 @@ bucket and the set of requests in flight. A request asks for admission with its 
 order, and the first that fails decides:
 
 1. **quota** — the prepaid token balance cannot cover the charge → 429 ``insufficient_quota``
-   (no retry hint, ``x-should-retry: false``: waiting will not help);
+   (no retry hint, and -- the mock's own aid -- ``x-should-retry: false``: waiting will not help);
 2. **too large** — the charge exceeds the whole tokens bucket, so it could never be admitted → 429 with
-   type ``tokens`` and code ``request_too_large`` (OpenAI also answers 429 here; we add a distinct code
-   and ``x-should-retry: false`` so clients — and the official SDK — do not retry in vain);
+   type ``tokens`` and code ``rate_limit_exceeded``, as OpenAI answers: only the message ("Request too
+   large for ... Limit ..., Requested ...") and the missing retry hint tell it from an ordinary token
+   429. ``flag_too_large`` (a mock-only aid) gives it the distinct code ``request_too_large`` and
+   ``x-should-retry: false``, so clients -- and the official SDKs -- do not retry in vain;
 3. **concurrency** — ``max_concurrent`` requests already in flight → 429 ``rate_limit_exceeded``;
 4. **requests** — the requests bucket holds less than 1 → 429 type ``requests``;
 5. **tokens** — the tokens bucket holds less than the charge → 429 type ``tokens``.
@@ -244,6 +246,7 @@ class ProviderPolicy:
                 f"{quota} tokens on this mock server; {self.quota_used} used, {charge} requested). "
                 "Waiting will not help: this request will not succeed until the quota is raised.",
                 hint=False,
+                dont_retry=True,
             )
         if tokens is not None and charge > tokens.capacity + TOLERANCE:
             return self._refuse(
@@ -251,11 +254,12 @@ class ProviderPolicy:
                 now,
                 limit_type="tokens",
                 type_="tokens",
-                code="request_too_large",
+                code="request_too_large" if self.config.flag_too_large else "rate_limit_exceeded",
                 message=f"Request too large for {model} on tokens per min (TPM): Limit {limits.tpm}"
                 f"{self._window_note(tokens)}, Requested {charge}. No amount of waiting lets a request this "
                 "big through: reduce the prompt or max_tokens.",
                 hint=False,
+                dont_retry=self.config.flag_too_large,
             )
         cap = limits.max_concurrent
         if cap is not None and len(state.in_flight) >= cap:
@@ -337,6 +341,7 @@ class ProviderPolicy:
         code: str,
         message: str,
         hint: bool,
+        dont_retry: bool = False,
         charge: int = 0,
         extra_wait: float = 0.0,
     ) -> Decision:
@@ -357,7 +362,8 @@ class ProviderPolicy:
             message += f" Please try again in {format_duration(retry_ms / 1000)}."
             headers.append((b"retry-after", str(-(-retry_ms // 1000)).encode()))
             headers.append((b"retry-after-ms", str(retry_ms).encode()))
-        else:
+        if dont_retry:
+            # The mock's own aid, not OpenAI's: the official SDKs obey x-should-retry and stop retrying.
             headers.append((b"x-should-retry", b"false"))
         return Decision(
             admitted=False,

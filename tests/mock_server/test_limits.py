@@ -188,8 +188,19 @@ def test_omitted_max_tokens_charges_the_default() -> None:
     assert r.headers["x-ratelimit-remaining-tokens"] == str(1000 - 8 - 30)
 
 
-def test_request_larger_than_the_bucket_is_not_retryable() -> None:
+def test_request_larger_than_the_bucket_is_answered_as_openai_does() -> None:
+    # OpenAI: 429, type tokens, code rate_limit_exceeded -- only the message says it is too large.
     app = instant(tpm=6000, window=1.0)  # bucket of 100 tokens
+    (r,) = burst(app, 1, chat(max_tokens=100))  # 108 > 100: can never be admitted
+    assert r.status_code == 429
+    assert "retry-after" not in r.headers and "x-should-retry" not in r.headers
+    err = error(r)
+    assert (err["type"], err["code"]) == ("tokens", "rate_limit_exceeded")
+    assert "Request too large for gpt-4o-mini" in err["message"] and "Requested 108" in err["message"]
+
+
+def test_request_larger_than_the_bucket_is_not_retryable() -> None:
+    app = instant(tpm=6000, window=1.0, flag_too_large=True)  # the mock's aid: a distinct code
     (r,) = burst(app, 1, chat(max_tokens=100))  # 108 > 100: can never be admitted
     assert r.status_code == 429
     assert "retry-after" not in r.headers and "retry-after-ms" not in r.headers

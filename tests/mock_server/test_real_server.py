@@ -37,7 +37,8 @@ def burst_server() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def strict_server() -> Iterator[str]:
     # One request per minute and 500 tokens per minute, per API key: each test uses its own key.
-    with real_server("--per-key", "--rpm", "1", "--tpm", "500", "--ttft", "0", "--per-token", "0") as (
+    args = ("--per-key", "--rpm", "1", "--tpm", "500", "--ttft", "0", "--per-token", "0", "--flag-too-large")
+    with real_server(*args) as (
         base,
         _,
     ):
