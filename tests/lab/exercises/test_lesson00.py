@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
+import warnings
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson00
@@ -63,6 +67,22 @@ async def never_returns(delays: list[float]) -> list[str]:
 
 async def stub(delays: list[float]) -> list[str]:
     raise NotImplementedError
+
+
+async def nested_run_as_written(delays: list[float]) -> list[str]:
+    """What learners write: the refused coroutine is left for the garbage collector (it used to warn)."""
+    return asyncio.run(one_by_one(delays))
+
+
+async def forgets_to_await(delays: list[float]) -> list[object]:
+    return [lesson00.pretend_call(d) for d in delays]
+
+
+async def fire_and_forget(delays: list[float]) -> list[str]:
+    """Tasks started and never awaited: the answers are made up before any call has answered."""
+    started = [asyncio.ensure_future(lesson00.pretend_call(d)) for d in delays]
+    assert len(started) == len(delays)
+    return [f"answer after {d:g} s" for d in delays]
 
 
 # -- tests ---------------------------------------------------------------------------------------------
@@ -138,3 +158,55 @@ def test_watch_records_one_timeline_row_per_call() -> None:
     assert watched.calls == 3
     assert watched.trace.requests == ["call-1", "call-2", "call-3"]  # numbered afresh in every run
     assert [round(e.t, 9) for e in watched.trace.of_kind("done")] == [1.0, 2.0, 3.0]
+
+
+def test_a_refused_asyncio_run_leaves_no_warning_behind(capsys: pytest.CaptureFixture[str]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a "never awaited" RuntimeWarning would fail the test ...
+        report = lesson00.check(nested_run_as_written)
+        gc.collect()  # ... here, where the coroutine would be collected
+    assert "instead of calling asyncio.run" in failed_hints(report)
+    assert capsys.readouterr().err == ""
+
+
+def test_coroutines_returned_unawaited_are_told_to_await(capsys: pytest.CaptureFixture[str]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = lesson00.check(forgets_to_await)
+        gc.collect()
+    assert results(report)["answers in the order of `delays`"] is False
+    assert "got [<coroutine pretend_call>, <coroutine pretend_call>" in str(report)  # no addresses
+    assert "those are coroutines, not answers" in failed_hints(report)
+    assert capsys.readouterr().err == ""
+
+
+def test_fire_and_forget_tasks_fail_the_timing_check() -> None:
+    report = lesson00.check(fire_and_forget)
+    assert results(report)["all at once: as long as the slowest call, not the sum"] is False
+    assert "took 0 s" in str(report)
+    assert "start every call before awaiting any of them" in failed_hints(report)
+
+
+def test_a_crash_names_its_case() -> None:
+    async def fails_on_four(delays: list[float]) -> list[str]:
+        if len(delays) == 4:
+            raise ValueError("four is too many")
+        return list(await asyncio.gather(*(lesson00.pretend_call(d) for d in delays)))
+
+    report = lesson00.check(fails_on_four)
+    assert results(report) == {"runs for delays [0.5, 0.5, 0.5, 0.5]": False}
+    assert "ValueError: four is too many" in str(report)
+
+
+def test_hints_go_from_general_to_concrete_and_solution_prints_the_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for level in (1, 2, 3):
+        lesson00.hint(level)
+    hints = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in hints] == [f"lesson00 hint {n} of 3" for n in (1, 2, 3)]
+    assert "asyncio.gather" not in hints[0] and "asyncio.gather(" in hints[2]
+    lesson00.solution()
+    out = capsys.readouterr().out
+    assert out.startswith("# throttle_lab.lab.solutions.lesson00") and "async def ask_all" in out
+    assert {"hint", "solution"} <= set(lesson00.__all__)

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 import httpx
+import pytest
 
 from throttle_lab import parse_retry_after
 from throttle_lab.lab import solutions
@@ -66,6 +67,39 @@ def zero_is_false(headers: Mapping[str, str]) -> float | None:
 
 def stub(headers: Mapping[str, str]) -> float | None:
     raise NotImplementedError
+
+
+def reads_whole_seconds(headers: Mapping[str, str]) -> float | None:
+    """int() where float() belongs: "1.5" raises (and so does every garbage value)."""
+    try:
+        if headers.get("retry-after-ms") is not None:
+            return int(headers["retry-after-ms"]) / 1000
+        if headers.get("retry-after") is not None:
+            return int(headers["retry-after"])
+    except ValueError:
+        return None
+    return None
+
+
+def reads_whole_seconds_unguarded(headers: Mapping[str, str]) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        return int(ms) / 1000
+    seconds = headers.get("retry-after")
+    return int(seconds) if seconds is not None else None
+
+
+def indexes_the_headers(headers: Mapping[str, str]) -> float | None:
+    """headers[name] instead of headers.get(name): a missing header raises KeyError."""
+    value = _usable(headers["retry-after-ms"]) if "retry-after-ms" in headers else None
+    return value / 1000 if value is not None else _usable(headers["retry-after"])
+
+
+def gives_up_on_bad_milliseconds(headers: Mapping[str, str]) -> float | None:
+    if "retry-after-ms" in headers:
+        ms = _usable(headers["retry-after-ms"])
+        return ms / 1000 if ms is not None else None  # the bug: never looks at retry-after then
+    return _usable(headers.get("retry-after"))
 
 
 # -- tests ---------------------------------------------------------------------------------------------
@@ -132,3 +166,45 @@ def test_comparison_table() -> None:
     assert long_wait.split()[-3:] == ["120.0", "60.0", "120.0"]  # the library caps at 60 s
     assert all(line.endswith("NotImplementedError") for line in lesson01.comparison(stub).splitlines()[2:])
     assert "yours" not in lesson01.comparison().splitlines()[0]
+
+
+def test_int_instead_of_float_is_told_about_decimals() -> None:
+    failed = failures(lesson01.check(reads_whole_seconds))
+    assert "decimal seconds" in failed and "negative" in failed  # and nothing makes it raise
+    assert "int() does not" in failed["decimal seconds"]
+
+
+def test_int_instead_of_float_that_raises_gets_the_decimal_hint_not_the_garbage_one() -> None:
+    report = lesson01.check(reads_whole_seconds_unguarded)
+    failed = failures(report)
+    assert "raised ValueError" in str(report)
+    assert "int() does not" in failed["decimal seconds"]
+    assert "never raise" in failed["garbage"]
+
+
+def test_indexing_the_headers_is_told_to_use_get() -> None:
+    report = lesson01.check(indexes_the_headers)
+    failed = failures(report)
+    assert {"no hint at all", "other headers are not a hint"} <= set(failed)
+    assert "raised KeyError" in str(report)
+    assert "headers.get(name)" in failed["no hint at all"]
+
+
+def test_giving_up_on_unusable_milliseconds_fails_the_fallback() -> None:
+    failed = failures(lesson01.check(gives_up_on_bad_milliseconds))
+    assert set(failed) == {"garbage milliseconds fall back to seconds"}
+    assert "go on to retry-after" in failed["garbage milliseconds fall back to seconds"]
+
+
+def test_hints_go_from_general_to_concrete_and_solution_prints_the_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for level in (1, 2, 3):
+        lesson01.hint(level)
+    hints = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in hints] == [f"lesson01 hint {n} of 3" for n in (1, 2, 3)]
+    assert "math.isfinite" in hints[1] and "ms / 1000" in hints[2]
+    lesson01.solution()
+    out = capsys.readouterr().out
+    assert out.startswith("# throttle_lab.lab.solutions.lesson01") and "def hint_seconds" in out
+    assert {"hint", "solution"} <= set(lesson01.__all__)

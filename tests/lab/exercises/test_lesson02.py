@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import math
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson02
 from throttle_lab.lab.grading import Report
+from throttle_lab.lab.solutions import lesson02 as reference
 
 SOLUTION = Path(solutions.__file__).parent / "lesson02.py"
 
@@ -30,14 +34,43 @@ def failed_hints(report: Report) -> str:
     return " ".join(r.hint for r in report.results if not r.passed)
 
 
+def failures(report: Report) -> dict[str, str]:
+    return {r.name: r.hint for r in report.results if not r.passed}
+
+
 def stub(limit_rpm: float, latency: float) -> int:
     raise NotImplementedError
+
+
+# -- the catalogue: wrong answers learners write ----------------------------------------------------------
+def rounds_up(limit_rpm: float, latency: float) -> int:
+    """Round up "to be sure to use the whole limit": one too many whenever rate x latency is fractional."""
+    return math.ceil(limit_rpm / 60 * latency)
+
+
+def rounds_to_nearest(limit_rpm: float, latency: float) -> int:
+    return round(limit_rpm / 60 * latency)
+
+
+def forgets_the_minute(limit_rpm: float, latency: float) -> int:
+    """Requests per minute times seconds: 60 times too many in flight."""
+    return int(limit_rpm * latency)
+
+
+def latency_blind(limit_rpm: float, latency: float) -> int:
+    """The rate in requests per second, taken for a number of requests in flight."""
+    return max(1, int(limit_rpm / 60))
+
+
+def divides_by_latency(limit_rpm: float, latency: float) -> int:
+    """rate / latency instead of rate x latency (kept at least 1, so it is a valid cap)."""
+    return max(1, int(limit_rpm / 60 / latency))
 
 
 def test_reference_function_passes_every_scenario() -> None:
     report = lesson02.check(load_solution().max_concurrent_for)
     assert report.passed, str(report)
-    assert "5/5 checks passed" in str(report)
+    assert "6/6 checks passed" in str(report)
     # The note measures the same cap at other latencies: that is the lesson.
     assert "429s" in report.note and "of the limit unused" in report.note
 
@@ -111,3 +144,59 @@ def test_check_works_where_a_loop_is_already_running() -> None:
         return lesson02.check(2)
 
     assert asyncio.run(from_a_running_loop()).passed
+
+
+# -- the catalogue, graded ---------------------------------------------------------------------------------
+def test_rounding_up_fails_where_rate_x_latency_is_fractional() -> None:
+    report = lesson02.check(rounds_up)
+    assert not report.passed
+    label = "also right for 72 rpm at 9 s per request"
+    assert results(report)[label] is False
+    assert all(passed for name, passed in results(report).items() if name != label)  # whole cases pass
+    hint = failures(report)[label]
+    assert "10.8 here, and you rounded up to 11" in hint and "math.floor" in hint
+
+
+def test_rounding_to_the_nearest_fails_the_same_way() -> None:
+    report = lesson02.check(rounds_to_nearest)
+    assert not report.passed
+    assert "you rounded up to 11" in failures(report)["also right for 72 rpm at 9 s per request"]
+
+
+def test_requests_per_minute_times_seconds_gets_429s() -> None:
+    report = lesson02.check(forgets_the_minute)
+    assert not report.passed
+    assert results(report)["no 429s at 60 rpm, 2 s per request"] is False
+    assert "120 in flight" in failed_hints(report) and "fewer in flight" in failed_hints(report)
+
+
+def test_a_rate_taken_for_a_cap_wastes_the_limit() -> None:
+    report = lesson02.check(latency_blind)
+    assert results(report)["at least 90% of the binding limit"] is False
+    assert "1 in flight" in failed_hints(report) and "more in flight would use more" in failed_hints(report)
+
+
+def test_dividing_by_the_latency_wastes_the_limit() -> None:
+    report = lesson02.check(divides_by_latency)
+    assert not report.passed
+    assert results(report)["at least 90% of the binding limit"] is False
+    assert "more in flight would use more" in failed_hints(report)
+
+
+def test_the_reference_rounds_down_where_it_matters() -> None:
+    assert reference.max_concurrent_for(72, 9.0) == 10
+    assert (72, 9.0) in lesson02.OTHER_SCENARIOS
+
+
+def test_hints_go_from_general_to_concrete_and_solution_prints_the_reference(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for level in (1, 2, 3):
+        lesson02.hint(level)
+    hints = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in hints] == [f"lesson02 hint {n} of 3" for n in (1, 2, 3)]
+    assert "Little's law" in hints[0] and "math.floor" in hints[2]
+    lesson02.solution()
+    out = capsys.readouterr().out
+    assert out.startswith("# throttle_lab.lab.solutions.lesson02") and "def max_concurrent_for" in out
+    assert {"hint", "solution"} <= set(lesson02.__all__)

@@ -16,8 +16,11 @@ three calls of 3 s, 1 s and 2 s take 6 s; asked together they take 3 s -- as lon
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import inspect
 import itertools
+import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -26,15 +29,39 @@ from typing import Any
 from ...core.events import Kind, emit, record, request_scope
 from ...core.runtime import VirtualTimeDeadlock, VirtualTimeError, VirtualTimeLivelock, run
 from ...core.trace import Trace
-from ..grading import Report
+from ..grading import Guide, Report
 
-__all__ = ["CASES", "Watched", "check", "pretend_call", "watch"]
+__all__ = ["CASES", "Watched", "check", "hint", "pretend_call", "solution", "watch"]
 
 #: The delays ``check`` asks with: short and long, all different, and all the same.
 CASES: tuple[tuple[float, ...], ...] = ((3.0, 1.0, 2.0), (0.5, 0.5, 0.5, 0.5), (3600.0, 60.0, 1800.0, 1.0))
 
 SOURCE = "pretend_call"
 _TITLE = "lesson00.check"
+
+_GUIDE = Guide(
+    "lesson00",
+    [
+        "Calling a coroutine function does not run it: it gives a coroutine. Nothing waits until you await "
+        "it, and awaiting the calls one by one adds their times up.",
+        "Make every call first -- one pretend_call(d) per delay, none awaited yet -- then wait for all of "
+        "them together. asyncio.gather does both and keeps the order you passed them in.",
+        "async def ask_all(delays): return list(await asyncio.gather(*(lesson00.pretend_call(d) for d in "
+        "delays)))",
+    ],
+    solution="throttle_lab.lab.solutions.lesson00",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
+
 
 # One numbering of calls per event loop, so every run names its calls call-1, call-2, ... afresh.
 _counters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Iterator[int]] = weakref.WeakKeyDictionary()
@@ -131,25 +158,26 @@ def check(ask_all: Callable[[list[float]], Awaitable[Any]] | None) -> Report:
     if ask_all is None:
         return Report(_TITLE, attempted=False, note="define ask_all, then run me again.")
     runs: list[Watched] = []
-    for delays in CASES:
-        try:
-            runs.append(watch(ask_all, delays))
-        except NotImplementedError:
-            return Report(
-                _TITLE,
-                attempted=False,
-                note="ask_all still raises NotImplementedError; fill it in and run me again.",
-            )
-        except Exception as exc:  # the learner's code: report it, never crash the notebook
-            detail, hint = _failure(exc)
-            report.add(f"runs for delays {list(delays)}", False, detail, hint)
-            return report
+    with _quiet_coroutines():
+        for delays in CASES:
+            outcome = _run_case(ask_all, delays)
+            if outcome is None:
+                return Report(
+                    _TITLE,
+                    attempted=False,
+                    note="ask_all still raises NotImplementedError; fill it in and run me again.",
+                )
+            if isinstance(outcome, tuple):
+                detail, failure_hint = outcome
+                report.add(f"runs for delays {list(delays)}", False, detail, failure_hint)
+                return report
+            runs.append(outcome)
 
     wrong = next((w for w in runs if w.answers != w.expected), None)
     report.add(
         "answers in the order of `delays`",
         wrong is None,
-        "all cases" if wrong is None else f"for {list(wrong.delays)}: got {wrong.answers!r}",
+        "all cases" if wrong is None else f"for {list(wrong.delays)}: got {_show_answers(wrong.answers)}",
         _order_hint(wrong),
     )
     miscounted = next((w for w in runs if w.calls != len(w.delays)), None)
@@ -174,12 +202,58 @@ def check(ask_all: Callable[[list[float]], Awaitable[Any]] | None) -> Report:
             f"Together the cases took {sum(w.elapsed for w in runs):g} virtual seconds instead of "
             f"{sum(sum(w.delays) for w in runs):g}: {saved:g} s saved by waiting for all the calls at once."
         )
+    for w in runs:  # coroutines handed back as answers were never run: close them, so they don't warn later
+        for answer in w.answers if isinstance(w.answers, list | tuple) else ():
+            if inspect.iscoroutine(answer):
+                answer.close()
     return report
+
+
+@contextlib.contextmanager
+def _quiet_coroutines() -> Iterator[None]:
+    """Keep "coroutine ... was never awaited" out of the notebook: the report says what went wrong.
+
+    A coroutine the learner's code made and never ran (``asyncio.run(...)`` refused inside a loop, answers
+    returned unawaited) warns when it is collected, which may be cells later; collect it here, quietly.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
+        try:
+            yield
+        finally:
+            gc.collect()
+
+
+def _run_case(
+    ask_all: Callable[[list[float]], Awaitable[Any]], delays: Sequence[float]
+) -> Watched | tuple[str, str] | None:
+    """One case: what it did, or (what went wrong, a hint) if it raised, or None while it is a stub."""
+    try:
+        return watch(ask_all, delays)
+    except NotImplementedError:
+        return None
+    except Exception as exc:  # the learner's code: report it, never crash the notebook
+        return _failure(exc)
+
+
+def _show_answers(answers: Any) -> str:
+    """``repr(answers)``, but a coroutine shows as its name, not its (changing) address."""
+    if isinstance(answers, list | tuple) and any(inspect.iscoroutine(a) for a in answers):
+        shown = ", ".join(
+            f"<coroutine {a.__qualname__}>" if inspect.iscoroutine(a) else repr(a) for a in answers
+        )
+        return f"[{shown}]"
+    return repr(answers)
 
 
 def _order_hint(wrong: Watched | None) -> str:
     if wrong is None:
         return ""
+    if isinstance(wrong.answers, list | tuple) and any(inspect.isawaitable(a) for a in wrong.answers):
+        return (
+            "those are coroutines, not answers: calling pretend_call only makes one -- await them, all "
+            "together: await asyncio.gather(*coroutines)"
+        )
     if isinstance(wrong.answers, list) and sorted(map(str, wrong.answers)) == sorted(wrong.expected):
         return (
             "the right answers in the wrong order: asyncio.gather returns results in the order you passed "

@@ -24,12 +24,36 @@ from typing import Any
 import httpx
 
 from ...client.retry_after import parse_retry_after
-from ..grading import Report
+from ..grading import Guide, Report
 
-__all__ = ["CASES", "EXTRA_CASES", "Case", "check", "comparison"]
+__all__ = ["CASES", "EXTRA_CASES", "Case", "check", "comparison", "hint", "solution"]
 
 _TITLE = "lesson01.check"
 _GARBAGE = "headers come from the network: return None for anything that is not a usable number, never raise"
+
+_GUIDE = Guide(
+    "lesson01",
+    [
+        "Two headers, in order: use retry-after-ms if it holds a usable number, else retry-after, else "
+        "return None. Headers come from the network, so a value may be anything at all.",
+        "Write one small helper that turns a header value (or None) into a finite, non-negative float or "
+        "None: float() inside try/except ValueError, then math.isfinite(x) and x >= 0. Test results with "
+        "`is None`: 0.0 is a real hint, and it is falsy.",
+        "ms = number(headers.get('retry-after-ms')); if ms is not None: return ms / 1000; "
+        "return number(headers.get('retry-after')).",
+    ],
+    solution="throttle_lab.lab.solutions.lesson01",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
 
 
 @dataclass(frozen=True)
@@ -99,6 +123,15 @@ EXTRA_CASES: tuple[Case, ...] = (
 )
 
 
+def _raised_hint(case: Case, exc: Exception) -> str:
+    """What to do about an exception on ``case``: the mistake differs by case and by exception."""
+    if isinstance(exc, KeyError):
+        return "a missing header is no hint, not an error: headers.get(name) gives None instead of raising"
+    if case.expected is not None:  # a usable value it could not read ("1.5" with int(), say)
+        return case.hint
+    return _GARBAGE
+
+
 def _same(got: Any, want: float | None) -> bool:
     if want is None:
         return got is None
@@ -130,7 +163,7 @@ def check(hint_seconds: Callable[[httpx.Headers], float | None] | None) -> Repor
                 case.name,
                 False,
                 f"{_show(case.headers)} raised {type(exc).__name__}: {exc}".splitlines()[0],
-                _GARBAGE,
+                _raised_hint(case, exc),
             )
             continue
         ok = _same(got, case.expected)

@@ -24,7 +24,7 @@ from mock_server import ServerConfig
 
 from ...core.trace import Trace
 from ..experiments import Workload, simulate
-from ..grading import Report, check_trace
+from ..grading import Guide, Report, check_trace
 
 __all__ = [
     "LATENCY",
@@ -35,9 +35,11 @@ __all__ = [
     "WINDOW",
     "check",
     "completed_per_minute",
+    "hint",
     "littles_law_rpm",
     "run_cap",
     "server",
+    "solution",
 ]
 
 LIMIT_RPM = 60
@@ -50,10 +52,34 @@ REQUESTS = 240
 """Requests in the workload, all waiting from the start."""
 MIN_UTILISATION = 0.9
 """The share of the limit the run must use once it is under way."""
-OTHER_SCENARIOS: tuple[tuple[int, float], ...] = ((60, 4.0), (120, 1.0))
-"""``(limit_rpm, latency)`` pairs a *function* answer is also tried on."""
+OTHER_SCENARIOS: tuple[tuple[int, float], ...] = ((60, 4.0), (120, 1.0), (72, 9.0))
+"""``(limit_rpm, latency)`` pairs a *function* answer is also tried on.  In the last one, rate x latency is
+not a whole number (1.2 per second x 9 s = 10.8): rounding up or to the nearest sends too fast."""
 
 _TITLE = "lesson02.check"
+
+_GUIDE = Guide(
+    "lesson02",
+    [
+        "A semaphore does not limit the rate, only how many are in flight; with a fixed latency, the two are "
+        "tied by Little's law: in flight = rate x latency.",
+        "Put the limit in requests per second first: 60 per minute is 1 per second; each request holds its "
+        "place for 2 s, so 1/s x 2 s requests are in flight when the server is used exactly at its limit.",
+        "max_concurrent_for(limit_rpm, latency) returns max(1, math.floor(limit_rpm / 60 * latency + 1e-9)): "
+        "round *down* when rate x latency is not a whole number (10.8 -> 10): one more sends too fast.",
+    ],
+    solution="throttle_lab.lab.solutions.lesson02",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
 
 
 def server(latency: float = LATENCY, rpm: int | None = LIMIT_RPM, window: float = WINDOW) -> ServerConfig:
@@ -146,8 +172,14 @@ def _grade_other(cap: int, rpm: int, latency: float, report: Report, label: str)
     graded = check_trace(trace, rpm=rpm, max_429s=0, min_utilisation=MIN_UTILISATION, window=WINDOW)
     limited = _rate_limited(trace)
     share = graded.results[-1].detail
+    exact = rpm / 60.0 * latency
     if limited:
         hint = f"{_law(cap, rpm, latency)}: too many in flight"
+        if cap - 1 < exact < cap - 1e-9:  # one more than rate x latency allows: rounded up
+            hint = (
+                f"rate x latency = {rpm / 60.0:g}/s x {latency:g} s = {exact:g} here, and you rounded up to "
+                f"{cap}: {_law(cap, rpm, latency)}. Round down (math.floor): one more sends too fast"
+            )
         detail = f"max_concurrent {cap}: {limited} 429s"
     else:
         hint = f"{_law(cap, rpm, latency)}: more in flight would use more"

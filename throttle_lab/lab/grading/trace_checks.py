@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from ...core.events import Event
 from ...core.trace import Trace
 from .report import Report
+
+__all__ = ["TokenCharge", "check_trace", "token_charges"]
 
 
 def check_trace(
@@ -66,3 +73,55 @@ def check_trace(
             "you are leaving capacity unused: wait less, or exactly as long as needed",
         )
     return report
+
+
+@dataclass(frozen=True, slots=True)
+class TokenCharge:
+    """One request's tokens, as the client's limiter booked them and as the server charged them."""
+
+    request: Hashable
+    reserved: float
+    """What the limiter took when it granted the attempt the server admitted (the estimate)."""
+    booked: float
+    """What it holds in the end: ``reserved`` plus any reconciling (``adjusted`` events) after that grant."""
+    charged: float
+    """What the server took at admission (its ``accepted`` event's weight)."""
+    prompt_tokens: float
+    max_tokens: float
+    total_tokens: float | None
+    """The ``usage.total_tokens`` the server answered with (None if it never completed)."""
+
+
+def token_charges(trace: Trace, *, limiter: str = "throttler") -> list[TokenCharge]:
+    """Line up, request by request, the tokens ``limiter`` booked with those the server charged.
+
+    Only requests the server admitted count; for a request tried several times, the grant that counts is
+    the last one before its admission.  A grader reads the mistakes from the differences: nothing
+    reserved, an estimate short of ``prompt + max_tokens``, or a reconcile down to ``total_tokens``.
+    """
+    grants: dict[Hashable, list[Event]] = defaultdict(list)
+    adjustments: dict[Hashable, list[Event]] = defaultdict(list)
+    for event in trace.filter(kind=("granted", "adjusted"), source=limiter):
+        (grants if event.kind == "granted" else adjustments)[event.request].append(event)
+    usage = {e.request: e.detail.get("total_tokens") for e in trace.filter(kind="completed", source="server")}
+    charges = []
+    for accepted in trace.filter(kind="accepted", source="server"):
+        request = accepted.request
+        before = [g for g in grants.get(request, ()) if g.t <= accepted.t + 1e-9]
+        if not before:
+            continue  # not sent through this limiter (another client on the key)
+        grant = before[-1]
+        adjusted = sum(a.weight for a in adjustments.get(request, ()) if a.t >= grant.t - 1e-9)
+        total = usage.get(request)
+        charges.append(
+            TokenCharge(
+                request,
+                grant.weight,
+                grant.weight + adjusted,
+                accepted.weight,
+                float(accepted.detail.get("prompt_tokens") or 0),
+                float(accepted.detail.get("max_tokens") or 0),
+                float(total) if total is not None else None,
+            )
+        )
+    return charges
