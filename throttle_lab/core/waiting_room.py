@@ -151,7 +151,10 @@ class WaitingRoom(Accounting):
     # ------------------------------------------------------------------ granting
     def _grant_now(self, weight: float) -> Any:
         """The fast path of every ``acquire``: a receipt if ``weight`` fits now and nobody waits, else
-        ``_MUST_WAIT`` (then ``await self._wait(...)``).  Validates first; binds to the running loop."""
+        ``_MUST_WAIT`` (then ``await self._wait(...)``).  Validates first; binds to the running loop.
+
+        Each public ``acquire`` calls this and ``_wait`` itself rather than through a shared coroutine: one
+        ``await`` less on the path every request takes."""
         self._check_weight(weight, zero_ok=self.weighs_in_tokens)
         loop = self._bind()
         now = loop.time()
@@ -161,15 +164,6 @@ class WaitingRoom(Accounting):
         self._granted += 1
         if _OBSERVERS.get():
             emit(now, Kind.GRANTED, self.name, None, weight, self._grant_detail(0.0, now))
-        return receipt
-
-    async def _acquire_receipt(self, weight: float) -> Any:
-        """Wait, in arrival order, until ``weight`` can be taken; take it; return its receipt."""
-        receipt = self._grant_now(weight)
-        if receipt is _MUST_WAIT:
-            loop = self._loop
-            assert loop is not None
-            receipt = await self._wait(loop, weight, loop.time())
         return receipt
 
     @property
