@@ -39,10 +39,10 @@ def test_waiting_for_a_thread_is_not_a_fake_timeout() -> None:
 
     result, at = run(main())
     assert result == "done"
-    assert 0.1 <= at < GENEROUS  # about the thread's 0.2 real seconds, nowhere near the 10 s timeout
+    assert at == 0.0  # the clock stood still while the thread worked: nowhere near the 10 s timeout
 
 
-def test_a_ticker_during_a_thread_sees_about_the_threads_real_time() -> None:
+def test_a_ticker_during_a_thread_sees_the_clock_stand_still() -> None:
     async def main() -> tuple[float, float, int]:
         ticks = 0
 
@@ -60,11 +60,10 @@ def test_a_ticker_during_a_thread_sees_about_the_threads_real_time() -> None:
         return virtual, real, ticks
 
     virtual, real, ticks = run(main())
-    # Jumping past the thread made thousands of virtual seconds pass here.  Following real time, the clock
-    # moves by the time the loop really waited: about the thread's 0.2 s, and never more than really passed.
-    assert 0.1 <= virtual < GENEROUS
-    assert virtual <= real + 0.01
-    assert ticks <= virtual / 0.05 + 1
+    # Jumping past the thread made thousands of virtual seconds pass here.  Now the thread's work takes no
+    # virtual time at all -- the same on every run, however long the thread really took.
+    assert real >= 0.2
+    assert virtual == 0.0 and ticks == 0
 
 
 def test_timers_still_land_exactly_on_their_deadline_while_the_clock_follows_real_time() -> None:

@@ -19,31 +19,33 @@ why throttle_lab's limiters, server and experiments never do.
 >>> run(nap())
 3600.0
 
-**The outside world keeps real time.**  A jump is honest only while nothing outside the loop can act.  A
-thread, or a server at the other end of a socket, works on the real clock: jump past it and a
+**The outside world is never jumped past.**  A jump is honest only while nothing outside the loop can act.
+A thread, or a server at the other end of a socket, works on the real clock: jump past it and a
 ``wait_for(..., 30)`` times out while the answer is still on its way -- a timeout that never happened.  So
-while the outside world has work pending, the loop stops jumping and its clock *follows real time*: it
-waits for real (never past the next timer, on whose deadline it lands exactly, as a jump does) and moves
-the clock on by the real seconds it waited.  The outside world has work pending while
+while the outside world has work pending, the loop stops jumping:
 
-* a thread started with ``loop.run_in_executor`` or ``asyncio.to_thread`` is still running;
-* a real file descriptor is registered with the loop: an open socket (a connection of
-  ``httpx.AsyncHTTPTransport``, asyncio streams, a server listening in the loop) or a subprocess pipe;
-* a thread that did not exist when the loop was created is alive (it may call
-  ``loop.call_soon_threadsafe`` at any moment) -- unless it is a worker of an executor the loop gave work
-  to, whose work the first rule already counts; idle, such a worker changes nothing.
+* while a thread started with ``loop.run_in_executor`` or ``asyncio.to_thread`` is at work, the clock
+  **stands still** and the loop waits for it in real time: the work takes no virtual time at all, no timer
+  fires meanwhile, and the timestamps stay the same on every run however long the thread really took (the
+  openai SDK, for one, runs a platform check in a thread);
+* while a real file descriptor is registered with the loop -- an open socket (a connection of
+  ``httpx.AsyncHTTPTransport``, asyncio streams, a server listening in the loop) or a subprocess pipe -- or a
+  thread that did not exist when the loop was created is alive (it may call ``loop.call_soon_threadsafe``
+  at any moment), the clock **follows real time**: the far end keeps real time, so the loop waits for real
+  (never past the next timer, on whose deadline it lands exactly, as a jump does) and moves the clock on by
+  the real seconds it waited.  Idle workers of an executor the loop gave work to change nothing.
 
 In-process work -- pure asyncio, ``httpx.ASGITransport``, ``httpx.MockTransport`` -- involves none of these,
-so it stays fully virtual: as fast, and the same timestamps on every run.  Mixing the two costs speed,
-never truth: while a real connection is open (even idle in a client's pool) the program runs at real
+so it stays fully virtual: as fast, and the same timestamps on every run.  Mixing in real sockets costs
+speed, never truth: while a real connection is open (even idle in a client's pool) the program runs at real
 speed.  For a program that talks to real servers, say so with ``run(..., virtual=False)``.
 
 >>> import time
 >>> async def slow_call() -> float:
 ...     await asyncio.wait_for(asyncio.to_thread(time.sleep, 0.1), timeout=5)  # no fake timeout
 ...     return asyncio.get_running_loop().time()
->>> 0.05 < run(slow_call()) < 5    # about the thread's 0.1 real seconds
-True
+>>> run(slow_call())    # the thread's 0.1 real seconds took no virtual time
+0.0
 
 Two ways an all-virtual program can go wrong become loud errors instead of silent hangs:
 
@@ -91,6 +93,9 @@ MIN_DELAY = 1e-6
 _BUSY_POLL_EVERY = 8
 # Timers re-armed for "now" this many iterations in a row make the clock tick by MIN_DELAY (see _count_spin).
 _TIMER_SPINS_BEFORE_TICK = 2
+# What the outside world asks of the clock (see VirtualTimeLoop._outside_work_pending).
+_FOLLOW = object()  # a real socket or a thread of the program's own: the clock follows real time
+_HOLD = object()  # work handed to an executor: the clock stands still until it is done
 
 
 class VirtualTimeError(RuntimeError):
@@ -155,8 +160,9 @@ class _VirtualSelector(selectors.BaseSelector):
         # Ask about the outside world *before* polling.  A thread that calls back and then ends does so
         # before it dies: asked first, "no thread is alive" means its wake-up is already in the pipe, and
         # the poll below finds it.  Asked second, it could slip between the two and be jumped past.
-        if loop._outside_work_pending():
-            return loop._wait_in_real_time(self._real, timeout)
+        pending = loop._outside_work_pending()
+        if pending is not None:
+            return loop._wait_in_real_time(self._real, timeout, follow=pending is _FOLLOW)
         ready = self._real.select(0)
         if ready:
             loop._spins = 0
@@ -284,21 +290,32 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             )
 
     # -- the outside world -----------------------------------------------------------------------------
-    def _outside_work_pending(self) -> bool:
-        """Can something outside the loop still act: a thread at work, a real socket, a foreign thread?"""
+    def _outside_work_pending(self) -> object | None:
+        """Can something outside the loop still act?  ``_FOLLOW`` for a real socket or a thread started
+        during the run (the clock follows real time), ``_HOLD`` for work handed to an executor (the clock
+        stands still until it is done), ``None`` when nothing outside can act (the clock may jump)."""
         # This runs before every jump, so cheapest first: in-process work answers "no" to all three.
-        if self._threads_in_flight:
-            return True
         if self._registered_fds > 1:  # the loop's own self-pipe is always registered; anything else is real
-            return True
-        if threading.active_count() == 1:  # only the thread running this loop: the common case in a script
-            return False
-        return not self._accounted.issuperset(threading.enumerate())
+            return _FOLLOW
+        foreign = threading.active_count() > 1 and not self._accounted.issuperset(threading.enumerate())
+        if foreign:
+            return _FOLLOW
+        return _HOLD if self._threads_in_flight else None
 
     def _wait_in_real_time(
-        self, real: selectors.BaseSelector, timeout: float | None
+        self, real: selectors.BaseSelector, timeout: float | None, *, follow: bool
     ) -> list[tuple[selectors.SelectorKey, int]]:
-        """Wait for real I/O for real, at most until the next timer, and let the clock follow."""
+        """Wait for real I/O for real, at most until the next timer; the clock follows (``follow``) or stands
+        still.
+
+        Work handed to an executor (``to_thread``, the openai SDK's platform check) is waited for with the
+        clock standing still: it finishes "instantly" in virtual time, so no timer fires early and the
+        virtual timestamps stay the same on every run, however long the thread really took.  A real socket
+        or a thread of the program's own is different: the far end keeps real time (a server's latency, a
+        thread sleeping before it calls back), so the clock follows it.
+        """
+        if not follow:
+            return real.select(self._thread_wait)
         wait = self._thread_wait if timeout is None else min(timeout, self._thread_wait)
         # The one place this module reads a real clock: to know how long the outside world really took.
         started = time.monotonic()
@@ -388,10 +405,11 @@ def run(main: Coroutine[Any, Any, T], *, virtual: bool = True, debug: bool | Non
 
     * ``virtual=True`` (the default) runs it on a fresh :class:`VirtualTimeLoop`: sleeps cost nothing,
       and the same program gives the same timestamps every time.  ``virtual=False`` uses a normal loop.
-    * On virtual time, the outside world is waited for in real time: while a thread from ``to_thread``
-      or ``run_in_executor`` works, a real socket is open or a thread started during the run is alive,
-      the clock follows real time, so a timeout never fires before its time has really passed.  Such a
-      program runs at real speed; for one that talks to real servers, ``virtual=False`` says so.
+    * On virtual time, the outside world is waited for in real time, so a timeout never fires before its
+      time has really passed: while a thread from ``to_thread`` or ``run_in_executor`` works, the clock
+      stands still; while a real socket is open or a thread started during the run is alive, it follows
+      real time.  Such a program runs at real speed; for one that talks to real servers,
+      ``virtual=False`` says so.
     * Called where no loop is running (a script, a test), it runs in this thread.
     * Called where a loop is already running (a Jupyter cell, an ipywidgets callback), it runs the
       coroutine on a fresh loop in a worker thread and blocks until it finishes.  Nothing global is
