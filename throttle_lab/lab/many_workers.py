@@ -8,13 +8,16 @@
 them go at the same instant, collects each one's trace, fetches what the server saw from its ``/events``
 route, and merges everything into one :class:`~throttle_lab.Trace` on one clock, starting at 0.
 
-:func:`check_split` grades the lesson's exercise on virtual time (no Redis, no network).
+:func:`check_split` grades the lesson's exercise on virtual time (no Redis, no network); :func:`hint` and
+:func:`solution` help with it, as in the other lessons (``lesson10.hint()`` once the notebook has done
+``from throttle_lab.lab import many_workers as lesson10``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import math
 import os
 import socket
 import subprocess
@@ -29,9 +32,33 @@ from ..core.limiters.gcra import GCRA
 from ..core.limiters.token_bucket import TokenBucket
 from ..core.runtime import run
 from ..core.trace import Trace
-from .grading import Report
+from .grading import Guide, Report
 
-__all__ = ["MockServer", "check_split", "run_workers"]
+__all__ = ["MockServer", "check_split", "hint", "run_workers", "solution"]
+
+
+_GUIDE = Guide(
+    "lesson10",
+    [
+        "The server counts the key, not the worker: whatever each worker is allowed, the four of them "
+        "together must stay within the server's 600 per minute -- and within its bucket of 10 at once.",
+        "Two things add up across workers: the rates (4 × RPM_PER_WORKER <= 600) and the bursts "
+        "(4 × BURST_PER_WORKER <= 10). A burst counts whole requests, so it is at least 1.",
+        "RPM_PER_WORKER = 600 / 4 = 150 and BURST_PER_WORKER = 2 (10 / 4 = 2.5, rounded down to whole "
+        "requests, so the bursts leave the bucket some room).",
+    ],
+    solution="throttle_lab.lab.solutions.lesson10",
+)
+
+
+def hint(level: int | None = None) -> None:
+    """Print the next hint for the exercise (or hint number ``level``), one level more concrete each call."""
+    _GUIDE.hint(level)
+
+
+def solution() -> None:
+    """Print the reference solution (read it, then close it and write your own)."""
+    _GUIDE.solution()
 
 
 def _free_port() -> int:
@@ -206,8 +233,9 @@ def check_split(
 
     Runs on virtual time: ``workers`` workers each send ``requests`` requests as fast as their own
     ``GCRA(per_minute=rpm_per_worker, burst=burst_per_worker)`` lets them; the server is a token bucket of
-    ``server_rpm`` per minute holding ``server_rpm × server_window / 60``.  Passes with no 429s and at
-    least 95 % of the server's rate used while everyone is busy.
+    ``server_rpm`` per minute holding ``server_rpm × server_window / 60``.  Passes with no 429s and a
+    combined *sustained* rate (the first instant's burst left out) from 95 % to 100 % of the server's: a
+    split above the key's limit fails even when a run this short hides it in the server's bucket.
     """
     title = "check_split"
     if rpm_per_worker is None or burst_per_worker is None:
@@ -215,42 +243,62 @@ def check_split(
             title, attempted=False, note="set RPM_PER_WORKER and BURST_PER_WORKER, then run me again."
         )
     report = Report(title)
+    bucket = server_rpm * server_window / 60.0
     try:
         limiters = [GCRA(per_minute=rpm_per_worker, burst=burst_per_worker) for _ in range(workers)]
-    except ValueError as exc:
-        report.add("a valid limiter for each worker", False, str(exc), "rates and bursts must be positive")
+        if burst_per_worker < 1:  # a GCRA takes it, but can never grant a whole request
+            raise ValueError(f"burst={burst_per_worker:g} is below one request")
+    except (TypeError, ValueError) as exc:
+        report.add("a valid limiter for each worker", False, str(exc), _invalid_hint(burst_per_worker))
         return report
 
-    async def main(busy: int) -> tuple[list[float], int]:
-        server = TokenBucket(per_minute=server_rpm, capacity=server_rpm * server_window / 60.0)
+    async def main(busy: int) -> tuple[list[list[float]], int]:
+        server = TokenBucket(per_minute=server_rpm, capacity=bucket)
         loop = asyncio.get_running_loop()
-        sends: list[float] = []
+        sends: list[list[float]] = [[] for _ in range(busy)]
         limited = 0
 
-        async def worker(limiter: GCRA) -> None:
+        async def worker(limiter: GCRA, mine: list[float]) -> None:
             nonlocal limited
             for _ in range(requests):
                 await limiter.acquire()
-                sends.append(loop.time())
+                mine.append(loop.time())
                 if not server.try_acquire():
                     limited += 1
 
-        await asyncio.gather(*(worker(limiter) for limiter in limiters[:busy]))
+        await asyncio.gather(
+            *(worker(limiter, mine) for limiter, mine in zip(limiters[:busy], sends, strict=True))
+        )
         return sends, limited
 
     sends, limited = run(main(workers))
+    total_rpm = workers * rpm_per_worker
     report.add(
-        "no 429s", limited == 0, f"{limited} of {len(sends)} refused", _split_hint(workers, server_rpm)
+        "no 429s",
+        limited == 0,
+        f"{limited} of {sum(map(len, sends))} refused",
+        _refused_hint(rpm_per_worker, burst_per_worker, workers, server_rpm, bucket),
     )
-    rate = (len(sends) - 1) / (max(sends) - min(sends)) * 60.0 if max(sends) > min(sends) else float("inf")
+    rate = _sustained_rate(sends)
+    in_range = 0.95 * server_rpm <= rate <= server_rpm * (1 + 1e-9)
+    if math.isinf(rate):
+        detail, hint = "every request went in the first burst", "a burst that big is no limit at all"
+    else:
+        detail = f"{rate:.0f} of {server_rpm:g} per minute ({rate / server_rpm:.0%})"
+        hint = _usage_hint(rpm_per_worker, workers, server_rpm, total_rpm)
+    if in_range and limited:  # never a ✓ beside a 429: the key's limit counts what the server accepted
+        detail += f", but {limited} refused"
+        hint = "the rates add up right, but what the server refuses is not use: fix the 429s above"
     report.add(
-        "uses at least 95% of the key's limit while all workers are busy",
-        rate >= 0.95 * server_rpm,
-        f"{min(rate, 10 * server_rpm):.0f} of {server_rpm:g} per minute",
-        "the workers' rates should add up to the server's limit",
+        "uses 95-100% of the key's limit while all workers are busy, never more",
+        in_range and limited == 0,
+        detail,
+        hint,
     )
+    if not report.passed:
+        return report
     alone, _ = run(main(1))
-    alone_rate = (len(alone) - 1) / (max(alone) - min(alone)) * 60.0 if max(alone) > min(alone) else 0.0
+    alone_rate = _sustained_rate(alone)
     report.note = (
         f"note: with this split a worker on its own gets only {alone_rate:.0f} per minute "
         f"({alone_rate / server_rpm:.0%} of the key) -- a shared limit would give it all {server_rpm:g}."
@@ -258,8 +306,77 @@ def check_split(
     return report
 
 
-def _split_hint(workers: int, server_rpm: float) -> str:
+def _sustained_rate(sends: list[list[float]]) -> float:
+    """Requests per minute the workers keep up once their bursts are spent, added up.
+
+    Each worker's last gap is its steady spacing (its GCRA's interval): the burst at the start -- whole or
+    fractional -- is a head start, not a rate, and must not make a split look faster than it is.
+    """
+    total = 0.0
+    for mine in sends:
+        if len(mine) < 2:
+            continue
+        gap = mine[-1] - mine[-2]
+        if gap <= 1e-4:  # the last two went (all but) together: the whole run fit in the burst
+            return float("inf")
+        total += 60.0 / gap
+    return total
+
+
+def _invalid_hint(burst: object) -> str:
+    if isinstance(burst, int | float) and not isinstance(burst, bool) and 0 < burst < 1:
+        return (
+            "a burst is counted in whole requests: below 1 a worker can never send one (dividing the "
+            "server's bucket gives 10 / 4 = 2.5, so 2 is the most each may have)"
+        )
+    return "give each worker a positive number of requests per minute and a burst of at least 1"
+
+
+def _refused_hint(rpm: float, burst: float, workers: int, server_rpm: float, bucket: float) -> str:
+    share = server_rpm / workers
+    if rpm >= server_rpm:
+        return (
+            f"each worker was given the key's whole limit, so {workers} of them send {workers} × {rpm:g} = "
+            f"{workers * rpm:g} per minute: the key's limit must be split, {server_rpm:g} / {workers} = "
+            f"{share:g} each -- and the burst too"
+        )
+    parts = []
+    if workers * rpm > server_rpm:
+        parts.append(
+            f"the rates add up to {workers} × {rpm:g} = {workers * rpm:g} per minute, more than the key's "
+            f"{server_rpm:g}: at most {server_rpm:g} / {workers} = {share:g} each"
+        )
+    if workers * burst > bucket:
+        parts.append(
+            f"bursts add up too: {workers} × {burst:g} = {workers * burst:g} requests at once, but the "
+            f"server holds {bucket:g}: at most {int(bucket // workers)} each"
+        )
+    if not parts:
+        parts.append(
+            f"the bursts fill the server's bucket exactly ({workers} × {burst:g} = {bucket:g}) while the "
+            "rates use all of its refill: nothing is left for timing, and one request comes out a hair "
+            f"early -- keep the bursts below it (a whole number: {int(bucket // workers)} each)"
+            if workers * burst >= bucket
+            else "the rates add up to the key's limit exactly and the bursts almost fill its bucket: "
+            "leave a little room"
+        )
+    return "; ".join(parts)
+
+
+def _usage_hint(rpm: float, workers: int, server_rpm: float, total_rpm: float) -> str:
+    share = server_rpm / workers
+    if total_rpm > server_rpm:
+        return (
+            f"together the workers keep up {workers} × {rpm:g} = {total_rpm:g} per minute, above the key's "
+            f"{server_rpm:g}: a short run hides the excess in the server's bucket, a longer one gets 429s "
+            f"-- at most {server_rpm:g} / {workers} = {share:g} each"
+        )
+    if abs(total_rpm * 60.0 - server_rpm) < 1e-6 * server_rpm:
+        return (
+            f"RPM_PER_WORKER is per *minute*; {rpm:g} looks like a per-second rate: the key allows "
+            f"{server_rpm:g} per minute, {share:g} per minute for each of {workers} workers"
+        )
     return (
-        f"the {workers} workers' rates add up, and so do their bursts: they must stay within the server's "
-        f"{server_rpm:g} per minute and its bucket"
+        f"the shares add up to {workers} × {rpm:g} = {total_rpm:g} of {server_rpm:g} per minute, leaving "
+        f"{server_rpm - total_rpm:g} unused: split all of it, {server_rpm:g} / {workers} = {share:g} each"
     )
