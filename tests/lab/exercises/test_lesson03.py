@@ -16,6 +16,8 @@ from throttle_lab.lab.exercises import lesson03
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.naive import PollingTokenBucket
 
+from .wrong_answers import ReserveThenSleepBucket, failing
+
 SOLUTION = Path(solutions.__file__).parent / "lesson03.py"
 
 
@@ -190,27 +192,6 @@ def test_count_timers_polling_against_one_timer() -> None:
 # ------------------------------------------------------------------------------------------------------
 # A catalogue of real wrong answers, written the way learners write them: each must fail, with the hint
 # that fits its mistake.
-class ReserveThenSleepBucket:
-    """Take the tokens at once (the level may go below zero), then sleep until they have dripped in.
-
-    FIFO and one sleep each -- but a waiter that gives up has already taken its tokens.
-    """
-
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate, self.capacity = rate, capacity
-        self.tokens, self.last = float(capacity), 0.0
-
-    async def acquire(self, weight: float = 1) -> None:
-        if weight > self.capacity:
-            raise ValueError("too heavy")
-        now = asyncio.get_running_loop().time()
-        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        self.tokens -= weight
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / self.rate)
-
-
 class RetryWhenRefilledBucket:
     """Sleep exactly until the tokens should be there, then look again: every waiter does, at once."""
 
@@ -255,10 +236,6 @@ class UncappedBucket(QueueBucket):
     def refill(self, now: float) -> None:
         self.tokens += (now - self.last) * self.rate
         self.last = now
-
-
-def failing(report: Report) -> dict[str, str]:
-    return {r.name: r.hint for r in report.results if not r.passed}
 
 
 def test_reserve_then_sleep_is_caught_by_a_quitter_in_the_middle_of_the_queue() -> None:

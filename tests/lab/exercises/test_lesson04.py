@@ -17,6 +17,8 @@ from throttle_lab.lab.exercises import lesson04
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.naive import DequeSlidingWindow
 
+from .wrong_answers import RetryAtExpiryWindow, failing
+
 SOLUTION = Path(solutions.__file__).parent / "lesson04.py"
 
 
@@ -141,27 +143,6 @@ def test_a_wrong_signature_is_reported_not_raised() -> None:
 
 # ------------------------------------------------------------------------------------------------------
 # More real wrong answers, written the way learners write them: each must fail with the hint that fits.
-class RetryAtExpiryWindow:
-    """Sleep until the oldest entry expires, then look again -- every waiter does, at the same moment."""
-
-    def __init__(self, max_requests: float, window_seconds: float) -> None:
-        self.limit, self.window = max_requests, window_seconds
-        self.log: deque[float] = deque()
-
-    async def acquire(self, weight: float = 1) -> None:
-        if weight > self.limit:
-            raise ValueError("too big")
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            while self.log and self.log[0] + self.window <= now:
-                self.log.popleft()
-            if len(self.log) + weight <= self.limit:
-                self.log.extend([now] * int(weight))
-                return
-            await asyncio.sleep(self.log[0] + self.window - now)
-
-
 class BookTheSlotWindow:
     """Book the next free moment in the log now, then sleep until it comes (a reservation)."""
 
@@ -226,10 +207,6 @@ class HardCodedWindow:
 
     async def acquire(self, weight: float = 1) -> None:
         await self.inner.acquire(weight)
-
-
-def failing(report: Report) -> dict[str, str]:
-    return {r.name: r.hint for r in report.results if not r.passed}
 
 
 def test_sleeping_until_the_oldest_expires_then_retrying_is_polling() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-from collections import deque
 from pathlib import Path
 from types import ModuleType
 
@@ -15,6 +14,8 @@ from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson09
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.naive import DequeSlidingWindow, PollingTokenBucket
+
+from .wrong_answers import ReserveThenSleepBucket, RetryAtExpiryWindow, failing
 
 SOLUTION = Path(solutions.__file__).parent / "lesson09.py"
 
@@ -127,45 +128,6 @@ def test_check_works_where_an_event_loop_is_running() -> None:
 
 # ------------------------------------------------------------------------------------------------------
 # Real wrong answers, written the way learners write them: each fails, alone, with the hint that fits.
-class ReserveThenSleepBucket:
-    """Take the tokens at once (the level may go below zero), then sleep until they have dripped in."""
-
-    def __init__(self, rate: float, capacity: float) -> None:
-        self.rate, self.capacity = rate, capacity
-        self.tokens, self.last = float(capacity), 0.0
-
-    async def acquire(self, weight: float = 1) -> None:
-        if weight > self.capacity:
-            raise ValueError("too heavy")
-        now = asyncio.get_running_loop().time()
-        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        self.tokens -= weight
-        if self.tokens < 0:
-            await asyncio.sleep(-self.tokens / self.rate)
-
-
-class RetryAtExpiryWindow:
-    """Sleep until the oldest grant expires, then look again -- every waiter does, at the same moment."""
-
-    def __init__(self, max_requests: int, window_seconds: float) -> None:
-        self.limit, self.window = max_requests, window_seconds
-        self.log: deque[float] = deque()
-
-    async def acquire(self, weight: int = 1) -> None:
-        if weight > self.limit:
-            raise ValueError("too big")
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            while self.log and self.log[0] + self.window <= now:
-                self.log.popleft()
-            if len(self.log) + weight <= self.limit:
-                self.log.extend([now] * weight)
-                return
-            await asyncio.sleep(self.log[0] + self.window - now)
-
-
 class OneTooManyWindow(RetryAtExpiryWindow):
     """Compares the count *before* adding with ``<=``: one grant too many in every window."""
 
@@ -191,10 +153,6 @@ class HardCodedBucket:
 
     async def acquire(self, weight: float = 1) -> None:
         await self.bucket.acquire(weight)
-
-
-def failing(report: Report) -> dict[str, str]:
-    return {r.name: r.hint for r in report.results if not r.passed}
 
 
 def test_reserve_then_sleep_fails_the_quitter_in_the_middle() -> None:
