@@ -325,6 +325,7 @@ class ProviderPolicy:
         window = self.config.window
         if window == 60.0:
             return ""
+        # The mock's own addition to OpenAI's wording: it shows the bucket actually enforced.
         return f" per min, enforced as {bucket.capacity:g} per {window:g}s"
 
     @staticmethod
