@@ -4,30 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import importlib.util
 import warnings
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson00
 from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(solutions.__file__).parent / "lesson00.py"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson00", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def results(report: Report) -> dict[str, bool]:
-    return {r.name: r.passed for r in report.results}
+from .helpers import load_solution, results
 
 
 def failed_hints(report: Report) -> str:
@@ -87,7 +71,7 @@ async def fire_and_forget(delays: list[float]) -> list[str]:
 
 # -- tests ---------------------------------------------------------------------------------------------
 def test_reference_solution_passes() -> None:
-    report = lesson00.check(load_solution().ask_all)
+    report = lesson00.check(load_solution("lesson00").ask_all)
     assert report.passed, str(report)
     assert "3/3 checks passed" in str(report)
     assert "3600 s" in str(report)  # the hour-long case took an hour of virtual time, not the sum
@@ -147,13 +131,13 @@ def test_stub_and_none_are_not_attempted() -> None:
 def test_check_works_where_a_loop_is_already_running() -> None:
     # In a notebook the check is called while the kernel's loop runs: run() must move to a worker thread.
     async def from_a_running_loop() -> Report:
-        return lesson00.check(load_solution().ask_all)
+        return lesson00.check(load_solution("lesson00").ask_all)
 
     assert asyncio.run(from_a_running_loop()).passed
 
 
 def test_watch_records_one_timeline_row_per_call() -> None:
-    watched = lesson00.watch(load_solution().ask_all, [3.0, 1.0, 2.0])
+    watched = lesson00.watch(load_solution("lesson00").ask_all, [3.0, 1.0, 2.0])
     assert watched.elapsed == 3.0
     assert watched.calls == 3
     assert watched.trace.requests == ["call-1", "call-2", "call-3"]  # numbered afresh in every run

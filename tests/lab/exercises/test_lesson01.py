@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections.abc import Mapping
-from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
 
 from throttle_lab import parse_retry_after
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson01
 from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(solutions.__file__).parent / "lesson01.py"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson01", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .helpers import load_solution
 
 
 def failures(report: Report) -> dict[str, str]:
@@ -104,7 +92,7 @@ def gives_up_on_bad_milliseconds(headers: Mapping[str, str]) -> float | None:
 
 # -- tests ---------------------------------------------------------------------------------------------
 def test_reference_solution_passes() -> None:
-    report = lesson01.check(load_solution().hint_seconds)
+    report = lesson01.check(load_solution("lesson01").hint_seconds)
     assert report.passed, str(report)
     assert f"{len(lesson01.CASES)}/{len(lesson01.CASES)} checks passed" in str(report)
 
@@ -159,7 +147,7 @@ def test_stub_and_none_are_not_attempted() -> None:
 
 
 def test_comparison_table() -> None:
-    table = lesson01.comparison(load_solution().hint_seconds).splitlines()
+    table = lesson01.comparison(load_solution("lesson01").hint_seconds).splitlines()
     assert table[0].split() == ["headers", "rule", "parse_retry_after", "yours"]
     assert len(table) == 2 + len(lesson01.CASES) + len(lesson01.EXTRA_CASES)
     long_wait = next(line for line in table if "'120'" in line)

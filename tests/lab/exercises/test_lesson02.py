@@ -3,31 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import math
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson02
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.solutions import lesson02 as reference
 
-SOLUTION = Path(solutions.__file__).parent / "lesson02.py"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson02", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def results(report: Report) -> dict[str, bool]:
-    return {r.name: r.passed for r in report.results}
+from .helpers import load_solution, results
 
 
 def failed_hints(report: Report) -> str:
@@ -68,7 +52,7 @@ def divides_by_latency(limit_rpm: float, latency: float) -> int:
 
 
 def test_reference_function_passes_every_scenario() -> None:
-    report = lesson02.check(load_solution().max_concurrent_for)
+    report = lesson02.check(load_solution("lesson02").max_concurrent_for)
     assert report.passed, str(report)
     assert "6/6 checks passed" in str(report)
     # The note measures the same cap at other latencies: that is the lesson.
@@ -76,7 +60,7 @@ def test_reference_function_passes_every_scenario() -> None:
 
 
 def test_reference_number_passes() -> None:
-    assert load_solution().MAX_CONCURRENT == 2
+    assert load_solution("lesson02").MAX_CONCURRENT == 2
     assert lesson02.check(2).passed
 
 

@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections import deque
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from throttle_lab import TokenBucket
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson03
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.naive import PollingTokenBucket
 
-from .wrong_answers import ReserveThenSleepBucket, failing
-
-SOLUTION = Path(solutions.__file__).parent / "lesson03.py"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson03", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def results(report: Report) -> dict[str, bool]:
-    return {r.name: r.passed for r in report.results}
+from .helpers import failing, load_solution, results
+from .wrong_answers import ReserveThenSleepBucket
 
 
 class QueueBucket:
@@ -85,7 +68,7 @@ class QueueBucket:
 
 
 def test_the_reference_solution_passes() -> None:
-    report = lesson03.check(load_solution().MyBucket)
+    report = lesson03.check(load_solution("lesson03").MyBucket)
     assert report.passed, str(report)
     assert len(report.results) == 7
     assert "keeps its promise" in str(report)
@@ -174,7 +157,7 @@ def test_a_wrong_signature_or_a_crash_is_reported_not_raised() -> None:
 def test_check_works_where_an_event_loop_is_already_running() -> None:
     # A notebook cell runs inside the kernel's event loop; the grader must still run.
     async def inside_a_loop() -> Report:
-        return lesson03.check(load_solution().MyBucket)
+        return lesson03.check(load_solution("lesson03").MyBucket)
 
     assert asyncio.run(inside_a_loop()).passed
 

@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import math
 from collections import deque
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from throttle_lab import FixedWindow, SlidingWindowCounter, SlidingWindowLog
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson04
-from throttle_lab.lab.grading import Report
 from throttle_lab.lab.naive import DequeSlidingWindow
 
-from .wrong_answers import RetryAtExpiryWindow, failing
-
-SOLUTION = Path(solutions.__file__).parent / "lesson04.py"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson04", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def results(report: Report) -> dict[str, bool]:
-    return {r.name: r.passed for r in report.results}
-
+from .helpers import failing, load_solution, results
+from .wrong_answers import RetryAtExpiryWindow
 
 PROMISE = "never more than 4 in any 2 s window"
 
@@ -80,7 +61,7 @@ class PollingWindow:
 
 
 def test_the_reference_solution_passes() -> None:
-    report = lesson04.check(load_solution().MyWindow)
+    report = lesson04.check(load_solution("lesson04").MyWindow)
     assert report.passed, str(report)
     assert len(report.results) == 7
     assert results(report)["also right at 3 per 0.3 s"] is True
@@ -203,7 +184,7 @@ class HardCodedWindow:
     """The reference window, with the exercise's numbers typed in instead of read from the arguments."""
 
     def __init__(self, max_requests: float, window_seconds: float) -> None:
-        self.inner = load_solution().MyWindow(4, 2.0)
+        self.inner = load_solution("lesson04").MyWindow(4, 2.0)
 
     async def acquire(self, weight: float = 1) -> None:
         await self.inner.acquire(weight)

@@ -4,35 +4,20 @@ never release their permit fail with a useful message."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
 
 from throttle_lab import Throttler, estimate_request_tokens, parse_retry_after
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson05
 from throttle_lab.lab.experiments import WorkItem
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.grading.trace_checks import token_charges
 
-SOLUTION = Path(solutions.__file__).parent / "lesson05.py"
+from .helpers import load_solution, results
+
 URL = "/v1/chat/completions"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson05", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def results(report: Report) -> dict[str, bool]:
-    return {r.name: r.passed for r in report.results}
 
 
 def failures(report: Report) -> dict[str, str]:
@@ -113,7 +98,7 @@ async def reconciles_total_tokens(throttler: Throttler, client: httpx.AsyncClien
 
 
 def test_the_reference_solution_passes() -> None:
-    report = lesson05.check(load_solution().send)
+    report = lesson05.check(load_solution("lesson05").send)
     assert report.passed, str(report)
     assert results(report) == {
         "at most 0 429s": True,
@@ -176,7 +161,7 @@ def test_a_plain_function_or_a_crash_is_reported_not_raised() -> None:
 
 
 def test_run_send_lines_up_client_throttler_and_server_events() -> None:
-    trace = lesson05.run_send(load_solution().send)
+    trace = lesson05.run_send(load_solution("lesson05").send)
     accepted = trace.filter(kind="accepted", source="server")
     assert len(accepted) == lesson05.WORKLOAD.requests
     assert {e.request for e in accepted} == {item.request_id for item in lesson05.WORKLOAD.items()}
@@ -243,7 +228,7 @@ def test_a_send_that_sleeps_alone_is_told_to_pause_everyone() -> None:
 
 
 def test_the_other_client_makes_the_server_refuse_the_reference_at_least_once() -> None:
-    trace = lesson05.run_send(load_solution().send, neighbour_tokens=lesson05.NEIGHBOUR_TOKENS)
+    trace = lesson05.run_send(load_solution("lesson05").send, neighbour_tokens=lesson05.NEIGHBOUR_TOKENS)
     accepted = trace.filter(kind="accepted", source="server")
     neighbour = accepted.filter(request=lesson05.NEIGHBOUR)
     assert len(neighbour) == 1 and abs(neighbour[0].weight - lesson05.NEIGHBOUR_TOKENS) <= 10

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from throttle_lab import ExponentialBackoff, FullJitter
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson06
-from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(solutions.__file__).parent / "lesson06.py"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson06", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def results(report: Report) -> dict[str, bool]:
-    return {r.name: r.passed for r in report.results}
+from .helpers import load_solution, results
 
 
 def test_the_reference_solution_passes() -> None:
-    report = lesson06.check(load_solution().delay)
+    report = lesson06.check(load_solution("lesson06").delay)
     assert report.passed, str(report)
     assert len(report.results) == 6
 
@@ -179,7 +162,7 @@ def test_no_hint_recommends_max_of_delay_and_hint() -> None:
 
 
 def test_the_cap_check_reaches_far_attempts() -> None:
-    report = lesson06.check(load_solution().delay)
+    report = lesson06.check(load_solution("lesson06").delay)
     assert "up to attempt 30" in str(report)
 
 

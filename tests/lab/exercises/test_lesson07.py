@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-from types import ModuleType
-
 import pytest
 
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson07
-from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(solutions.__file__).parent / "lesson07.py"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson07", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def results(report: Report) -> dict[str, bool]:
-    return {r.name: r.passed for r in report.results}
+from .helpers import load_solution, results
 
 
 def test_the_reference_solution_passes() -> None:
-    report = lesson07.check(load_solution().PARAMS)
+    report = lesson07.check(load_solution("lesson07").PARAMS)
     assert report.passed, str(report)
     assert "to get back to 90 %" in report.note
 
 
 def test_a_function_returning_the_parameters_is_accepted() -> None:
-    assert lesson07.check(lambda: load_solution().PARAMS).passed
+    assert lesson07.check(lambda: load_solution("lesson07").PARAMS).passed
 
 
 RECOVERY = "back to 90 % of 120/min within 16 s of the limit's return"

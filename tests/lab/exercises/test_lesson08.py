@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from throttle_lab import Throttler, TokenBucket
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson08
 from throttle_lab.lab.exercises.lesson08 import PROVIDERS, provider_of
-from throttle_lab.lab.grading import Report
 
-SOLUTION = Path(solutions.__file__).parent / "lesson08.py"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson08", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def results(report: Report) -> dict[str, bool]:
-    return {r.name: r.passed for r in report.results}
+from .helpers import load_solution, results
 
 
 def test_the_reference_solution_passes() -> None:
-    report = lesson08.check(load_solution().factory)
+    report = lesson08.check(load_solution("lesson08").factory)
     assert report.passed, str(report)
 
 
@@ -94,7 +77,7 @@ def test_the_stub_is_not_attempted() -> None:
 
 
 def test_run_keys_tells_the_server_which_key() -> None:
-    trace = lesson08.run_keys(load_solution().factory)
+    trace = lesson08.run_keys(load_solution("lesson08").factory)
     accepted = trace.filter(kind="accepted", source="server")
     assert len({e.detail["key"] for e in accepted}) == 3  # the server counted three keys
     assert trace.summary().completed == sum(b.requests for b in lesson08.TRAFFIC)

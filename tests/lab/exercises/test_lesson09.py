@@ -3,43 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from throttle_lab import GCRA, FixedWindow, TokenBucket
-from throttle_lab.lab import solutions
 from throttle_lab.lab.exercises import lesson09
 from throttle_lab.lab.grading import Report
 from throttle_lab.lab.naive import DequeSlidingWindow, PollingTokenBucket
 
-from .wrong_answers import ReserveThenSleepBucket, RetryAtExpiryWindow, failing
-
-SOLUTION = Path(solutions.__file__).parent / "lesson09.py"
-
-
-def load_solution() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("solution_lesson09", SOLUTION)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def results(report: Report) -> dict[str, bool]:
-    return {r.name: r.passed for r in report.results}
+from .helpers import failing, load_solution, results
+from .wrong_answers import ReserveThenSleepBucket, RetryAtExpiryWindow
 
 
 def test_the_reference_solution_passes_alone_and_in_the_race() -> None:
-    report = lesson09.check(load_solution().MyLimiter, promise="window")
+    report = lesson09.check(load_solution("lesson09").MyLimiter, promise="window")
     assert report.passed, str(report)
     assert any(name.startswith("in the race: ") for name in results(report))
 
 
 def test_the_reference_solution_keeps_other_promises() -> None:
-    report = lesson09.check(load_solution().MyLimiter, promise={"max_requests": 3, "window_seconds": 2.0})
+    report = lesson09.check(
+        load_solution("lesson09").MyLimiter, promise={"max_requests": 3, "window_seconds": 2.0}
+    )
     assert report.passed, str(report)
 
 
@@ -73,7 +58,7 @@ def test_the_deque_window_spins() -> None:
 
 
 def test_a_limiter_that_cannot_take_the_promise_is_reported() -> None:
-    report = lesson09.check(load_solution().MyLimiter, promise="bucket")
+    report = lesson09.check(load_solution("lesson09").MyLimiter, promise="bucket")
     assert not report.passed and "MyLimiter(rate=..., capacity=...)" in str(report)
 
 
@@ -183,7 +168,9 @@ def test_numbers_typed_in_are_caught_at_a_second_promise() -> None:
 
 
 def test_a_learners_own_promise_is_checked_at_a_standard_one_too() -> None:
-    report = lesson09.check(load_solution().MyLimiter, promise={"max_requests": 3, "window_seconds": 0.3})
+    report = lesson09.check(
+        load_solution("lesson09").MyLimiter, promise={"max_requests": 3, "window_seconds": 0.3}
+    )
     assert report.passed, str(report)
     assert "alone: also right at max_requests=5, window_seconds=5" in results(report)
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from throttle_lab.lab.grading import Report
-
 
 class ReserveThenSleepBucket:
     """Take the tokens at once (the level may go below zero), then sleep until they have dripped in.
@@ -51,8 +49,3 @@ class RetryAtExpiryWindow:
                 self.log.extend([now] * int(weight))
                 return
             await asyncio.sleep(self.log[0] + self.window - now)
-
-
-def failing(report: Report) -> dict[str, str]:
-    """The failed lines of a report: check name -> its hint."""
-    return {r.name: r.hint for r in report.results if not r.passed}
