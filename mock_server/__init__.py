@@ -7,10 +7,12 @@ Use it in-process, on virtual time, through ``httpx.ASGITransport``::
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mock")
 
 or as a real HTTP server: ``python -m mock_server --port 8000 --rpm 180 --tpm 90000 --window 1``.
-It imports nothing from ``throttle_lab``: its event records are plain dicts that any trace model can adopt.
+It serves ``POST /v1/chat/completions``, ``POST /v1/embeddings`` and ``GET /v1/models`` (plus its own
+``/health``, ``/stats`` and ``/events``). It imports nothing from ``throttle_lab``: its event records are
+plain dicts that any trace model can adopt.
 """
 
-from mock_server.app import CHAT_PATH, EventRecord, MockServerApp, create_app
+from mock_server.app import CHAT_PATH, EMBEDDINGS_PATH, EventRecord, MockServerApp, create_app
 from mock_server.buckets import RefillingBucket, format_duration
 from mock_server.cli import build_parser, main
 from mock_server.config import PRESETS, ServerConfig
@@ -19,6 +21,7 @@ from mock_server.tokens import estimate_tokens, prompt_tokens
 
 __all__ = [
     "CHAT_PATH",
+    "EMBEDDINGS_PATH",
     "KEEP",
     "PRESETS",
     "EventRecord",

@@ -5,7 +5,7 @@ bottleneck of an experiment, and because the whole request path fits in a few sh
 
 =========================  ==================================================================================
 :mod:`mock_server.app`     this module: the ASGI entry point (HTTP, lifespan) and the controls a caller uses
-:mod:`.routes`             which handler serves which path; :mod:`.routes.chat` is the life of a chat request
+:mod:`.routes`             which handler serves which path; :mod:`.routes.limited` is the life of a request
 :mod:`.state`              what the routes share: the clock, the policy, the event log, the counts
 :mod:`.asgi`               reading bodies within a size limit; sending JSON, errors and SSE
 :mod:`.events`             event records: their kinds and detail keys, trimming, the observer
@@ -24,10 +24,10 @@ from .asgi import Receive, Scope, Send
 from .config import ServerConfig
 from .events import EventRecord, Observer
 from .policy import KEEP, Keep, Limits
-from .routes import CHAT_PATH, build_router
+from .routes import CHAT_PATH, EMBEDDINGS_PATH, build_router
 from .state import ServerState
 
-__all__ = ["CHAT_PATH", "EventRecord", "MockServerApp", "create_app"]
+__all__ = ["CHAT_PATH", "EMBEDDINGS_PATH", "EventRecord", "MockServerApp", "create_app"]
 
 
 def create_app(config: ServerConfig | None = None) -> MockServerApp:

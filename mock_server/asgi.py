@@ -11,11 +11,18 @@ follow; ``http.disconnect`` if the client left), and ``send()`` takes the respon
 
 Nothing here knows a route or a dialect; errors it raises are :class:`~mock_server.errors.ApiError`, which
 the routes answer with :func:`respond_error`.
+
+Every response also carries the headers OpenAI's do, built by :func:`service_headers`: ``x-request-id``
+(``req_`` and 32 hex digits: :func:`request_id` for a recorded request, the same id its events carry),
+``openai-processing-ms`` (the mock's *planned* time for the reply, in whole ms) and ``openai-version``
+(``2020-10-01``, the value OpenAI sends), plus ``openai-organization`` when the config names one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -34,11 +41,14 @@ __all__ = [
     "encode_json",
     "header_int",
     "method_not_allowed",
+    "random_request_id",
     "read_body",
+    "request_id",
     "respond",
     "respond_error",
     "respond_json",
     "send_body",
+    "service_headers",
     "start_stream",
     "unknown_url",
 ]
@@ -52,6 +62,10 @@ Headers = list[tuple[bytes, bytes]]
 JSON = b"application/json"
 SSE = b"text/event-stream; charset=utf-8"
 encode_json = json.JSONEncoder(separators=(",", ":")).encode  # one compact encoder, not one per call
+
+
+OPENAI_VERSION = b"2020-10-01"
+"""The ``openai-version`` header OpenAI's API sends on every response."""
 
 
 class ClientGone(Exception):
@@ -122,6 +136,38 @@ def method_not_allowed(method: str, path: str, allow: str) -> ApiError:
 def unknown_url(method: str, path: str) -> ApiError:
     """404 for a path no route serves (OpenAI's wording and code)."""
     return ApiError(f"Invalid URL ({method} {path[:200]}).", status=404, code="unknown_url")
+
+
+# -- headers every response carries ------------------------------------------------------------------------
+
+
+def request_id(seed: int, seq: int) -> str:
+    """The server's id for arrival ``seq``: ``req_`` and 32 hex digits, fixed by ``(seed, seq)``.
+
+    OpenAI's ids look random; these are a hash, so the same seed and arrival order give the same ids
+    (and they never draw from the request's dice, so they shift no other seeded choice).
+
+    >>> request_id(0, 1) == request_id(0, 1) != request_id(0, 2), len(request_id(0, 1))
+    (True, 36)
+    """
+    return "req_" + hashlib.blake2b(b"req/%d/%d" % (seed, seq), digest_size=16).hexdigest()
+
+
+def random_request_id() -> str:
+    """An id for a response nothing records (``/v1/models``, a 404): ``req_`` and 32 random hex digits."""
+    return "req_" + secrets.token_hex(16)
+
+
+def service_headers(request_id: str, processing_ms: float, organization: bytes | None = None) -> Headers:
+    """The headers every response carries: id, planned time in whole ms, API version[, organization]."""
+    headers = [
+        (b"x-request-id", request_id.encode("latin-1")),
+        (b"openai-processing-ms", b"%d" % round(processing_ms)),
+        (b"openai-version", OPENAI_VERSION),
+    ]
+    if organization is not None:
+        headers.append((b"openai-organization", organization))
+    return headers
 
 
 # -- sending ----------------------------------------------------------------------------------------------

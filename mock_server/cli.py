@@ -4,6 +4,10 @@
 
 Every :class:`~mock_server.config.ServerConfig` field has an option. Options left out take their value
 from ``--preset`` (default: ``default``), so ``--preset brownout --seed 3`` changes only the seed.
+
+API keys come from ``--api-key KEY`` (repeatable) or, when no ``--api-key`` is given, from the environment
+variable ``MOCK_SERVER_API_KEYS`` (comma-separated), so keys need not appear in a process listing.
+``--keep-alive SECONDS`` is how long uvicorn keeps an idle connection open (its ``timeout_keep_alive``).
 :func:`build_parser` and :func:`main` are public so another command line can embed this one.
 """
 
@@ -12,15 +16,27 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .app import create_app
 from .config import PRESETS, ServerConfig
 from .validation import parse_int, parse_limit, parse_number
 
-__all__ = ["build_parser", "config_from_args", "limit_arg", "main", "positive_int_arg", "schedule_arg"]
+__all__ = [
+    "API_KEYS_ENV",
+    "build_parser",
+    "config_from_args",
+    "limit_arg",
+    "main",
+    "positive_int_arg",
+    "schedule_arg",
+]
+
+API_KEYS_ENV = "MOCK_SERVER_API_KEYS"
+"""The environment variable read for API keys (comma-separated) when no ``--api-key`` is given."""
 
 _CLI_MAX_EVENTS = 10_000  # a long-running server keeps only recent events, so its memory stays flat
 _DEFAULTS = ServerConfig()
@@ -99,7 +115,8 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     parser = argparse.ArgumentParser(
         prog=prog,
         description="An OpenAI-compatible mock LLM provider that rate-limits like the real one. "
-        "Serves POST /v1/chat/completions (JSON and SSE streaming), GET /v1/models, GET /health, GET /stats.",
+        "Serves POST /v1/chat/completions (JSON and SSE streaming), POST /v1/embeddings, GET /v1/models, "
+        "GET /health, GET /stats, GET /events.",
         epilog="Limits are per minute, refilled continuously; --window sets the period they are "
         "enforced over (--rpm 180 --window 1: bursts of 3, refilled 3/s). Presets: "
         + ", ".join(PRESETS)
@@ -116,6 +133,13 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
         help="uvicorn log level",
     )
     serve.add_argument("--access-log", action="store_true", help="log every request (slows the server down)")
+    serve.add_argument(
+        "--keep-alive",
+        type=positive_int_arg,
+        default=5,
+        metavar="SECONDS",
+        help="close a keep-alive connection idle this long (uvicorn's timeout_keep_alive)",
+    )
     serve.add_argument(
         "--print-config",
         action="store_true",
@@ -252,6 +276,21 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     ):
         faults.add_argument(f"--{name}", type=_number(maximum=1.0), default=s, help=f"{what} (default: 0)")
 
+    keys = parser.add_argument_group("keys and headers")
+    keys.add_argument(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        default=s,
+        metavar="KEY",
+        help=f"accept only this API key (repeatable; default: ${API_KEYS_ENV}, comma-separated; else any)",
+    )
+    keys.add_argument(
+        "--organization",
+        default=s,
+        help="send this value as the openai-organization header (default: no header)",
+    )
+
     misc = parser.add_argument_group("other")
     misc.add_argument(
         "--seed",
@@ -274,14 +313,24 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> ServerConfig:
-    """The :class:`ServerConfig` an argument namespace describes (``ValueError`` if it is invalid)."""
-    serving = {"host", "port", "log_level", "access_log", "print_config"}
+def config_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """The :class:`ServerConfig` an argument namespace describes (``ValueError`` if it is invalid).
+
+    ``environ`` (default: ``os.environ``) supplies :data:`API_KEYS_ENV` when no ``--api-key`` was given.
+    """
+    serving = {"host", "port", "log_level", "access_log", "print_config", "keep_alive"}
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in serving}
     preset = overrides.pop("preset", "default")
     overrides = {k.replace("-", "_"): v for k, v in overrides.items()}
     if "limit_schedule" in overrides:
         overrides["limit_schedule"] = tuple(overrides["limit_schedule"])
+    if "api_keys" in overrides:
+        overrides["api_keys"] = tuple(overrides["api_keys"])
+    else:
+        from_env = (os.environ if environ is None else environ).get(API_KEYS_ENV, "")
+        keys = tuple(k.strip() for k in from_env.split(",") if k.strip())
+        if keys:
+            overrides["api_keys"] = keys
     overrides.setdefault("max_events", _CLI_MAX_EVENTS)
     return ServerConfig.preset(preset, **overrides)
 
@@ -305,6 +354,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn  # only the real server needs it; the in-process app stays dependency-free
 
     limits = f"rpm={config.rpm} tpm={config.tpm} window={config.window:g}s"
+    if config.api_keys:
+        limits += f" api_keys={len(config.api_keys)}"
     print(
         f"mock_server: {limits} seed={config.seed} on http://{args.host}:{args.port}",
         file=sys.stderr,
@@ -317,5 +368,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
         access_log=args.access_log,
         lifespan="on",
+        timeout_keep_alive=args.keep_alive,
     )
     return 0

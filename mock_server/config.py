@@ -34,12 +34,33 @@ ScheduleEntry = tuple[float, "int | None", "int | None"]
 """``(at_seconds, rpm, tpm)``: from ``epoch + at_seconds`` on, the limits are ``rpm`` and ``tpm``."""
 
 DEFAULT_MODELS: tuple[str, ...] = (
-    "gpt-4o-mini",
-    "gpt-4o",
+    # Chat models: ids from the ``ModelIdsShared`` enum of OpenAI's OpenAPI spec (2026-08).
+    "gpt-5.5",
+    "gpt-5.4",
+    "gpt-5.4-mini",
+    "gpt-5.4-nano",
+    "gpt-5.2",
+    "gpt-5.1",
+    "gpt-5",
+    "gpt-5-mini",
+    "gpt-5-nano",
     "gpt-4.1",
     "gpt-4.1-mini",
     "gpt-4.1-nano",
+    "gpt-4o",
+    "gpt-4o-mini",
+    "o4-mini",
+    "o3",
+    "o3-mini",
+    "o1",
+    "o1-mini",
+    "gpt-4-turbo",
     "gpt-3.5-turbo",
+    # Embedding models: the enum of ``CreateEmbeddingRequest.model``.
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+    "text-embedding-ada-002",
+    # The mock's own.
     "mock-llm",
 )
 """Model ids served unless ``models`` says otherwise: common names, so unchanged client code just works."""
@@ -84,6 +105,11 @@ class ServerConfig:
         ``error_rate_500``, ``error_rate_503``, ``overloaded_rate`` (a 503 saying the model is overloaded),
         ``stream_cut_rate`` (a stream stops after some chunks, without ``[DONE]``).
 
+    Keys and headers
+        ``api_keys``: the API keys accepted (``Authorization: Bearer <key>``); a request without one of
+        them gets 401 ``invalid_api_key`` (see :mod:`mock_server.keys`). Empty (the default): any key or
+        none is fine. ``organization``: sent as the ``openai-organization`` header when set.
+
     Housekeeping
         ``seed``: every random choice derives from ``(seed, arrival number)``. ``max_body_bytes``: larger
         request bodies get 413. ``max_events``: keep only the newest that many event records (``None`` =
@@ -116,6 +142,8 @@ class ServerConfig:
     seed: int = 0
     max_body_bytes: int = 1_048_576
     max_events: int | None = None
+    api_keys: tuple[str, ...] = ()
+    organization: str | None = None
     # Not a behaviour knob: a label shown by ``repr``/``stats`` when the config came from a preset.
     preset_name: str | None = field(default=None, compare=False)
 
@@ -142,6 +170,11 @@ class ServerConfig:
         if self.default_max_tokens > self.max_output_tokens:
             raise ValueError("default_max_tokens must not exceed max_output_tokens")
         object.__setattr__(self, "models", _check_models(self.models))
+        object.__setattr__(self, "api_keys", _check_keys(self.api_keys))
+        if self.organization is not None and not _is_header_text(self.organization):
+            raise ValueError(
+                f"organization must be None or a non-empty printable ASCII string, got {self.organization!r}"
+            )
         object.__setattr__(self, "completion_fraction", _check_fraction(self.completion_fraction))
         object.__setattr__(self, "limit_schedule", _check_schedule(self.limit_schedule))
         _check_burst("rpm", self.rpm, self.window)
@@ -209,6 +242,28 @@ def _check_models(models: object) -> tuple[str, ...]:
     result = tuple(models)
     if not all(isinstance(m, str) and m for m in result):
         raise ValueError(f"models must contain non-empty strings, got {result!r}")
+    return result
+
+
+def _is_header_text(value: object) -> bool:
+    # What may go into an HTTP header value (or a bearer token) unchanged: printable ASCII, no spaces.
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and value.isascii()
+        and value.isprintable()
+        and " " not in value
+    )
+
+
+def _check_keys(keys: object) -> tuple[str, ...]:
+    if isinstance(keys, str) or not isinstance(keys, Iterable):
+        raise ValueError(f"api_keys must be a tuple of API keys, got {keys!r}")
+    result = tuple(keys)
+    if not all(_is_header_text(k) for k in result):
+        raise ValueError(
+            f"api_keys must contain non-empty printable ASCII strings without spaces, got {result!r}"
+        )
     return result
 
 

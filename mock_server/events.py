@@ -6,24 +6,27 @@ request's life::
     {"t": 12.5, "kind": "limited", "source": "server", "request": "req-7", "weight": 0,
      "detail": {"status": 429, "limit_type": "requests", "retry_after_ms": 334, ...}}
 
-``t`` is loop time; ``request`` is the request's ``x-request-id`` header, or ``"srv-N"`` (N = arrival
-number) when it has none; ``weight`` is the tokens charged (0 when nothing was charged). The kinds a chat
+``t`` is loop time; ``request`` is the request's ``x-request-id`` header, or the server's own id
+(``req_`` + 32 hex digits, fixed by seed and arrival number: what the response's ``x-request-id`` says) when
+it has none; ``weight`` is the tokens charged (0 when nothing was charged). The kinds a chat or embeddings
 request goes through:
 
 ============  ===========================================================================================
 ``arrived``   the request's headers arrived (detail: ``seq``)
-``rejected``  bad input, answered 4xx (``status``, ``code``, ``param``)
+``rejected``  bad input or a missing/wrong API key, answered 4xx (``status``, ``code``, ``param``)
 ``limited``   answered 429 (``status``, ``limit_type`` = requests/tokens/concurrency/quota, ``code``,
               ``retry_after_ms`` (None when no hint), ``requested_tokens``, ``remaining_*``, ...)
 ``accepted``  admitted and charged (``latency`` planned, ``remaining_requests``, ``remaining_tokens``,
-              ``model``, ``prompt_tokens``, ``max_tokens``, ``stream``)
+              ``model``, ``prompt_tokens``; chat: ``max_tokens``, ``stream``, ``n`` when not 1;
+              embeddings: ``inputs``, ``dimensions``, ``encoding_format``)
 ``completed`` the last byte of a 200 was sent (adds ``status``, ``completion_tokens``, ``total_tokens``,
               ``finish_reason``)
 ``failed``    an injected 5xx (``status``, ``code``) or a cut stream (``code`` = ``stream_cut``,
               ``chunks_sent``); status 499 if the client left before sending its body
 ============  ===========================================================================================
 
-Every detail has ``attempt`` (the ``x-stainless-retry-count`` header as an int, else None) and, with
+Every detail has ``request_id`` (the server's ``req_…`` id, even when the client named the request),
+``attempt`` (the ``x-stainless-retry-count`` header as an int, else None) and, with
 ``per_key``, ``key`` (a short hash of the API key, never the key). ``remaining_*`` are the header values at
 admission. Only rate-limited routes record events; ``/health``, ``/stats`` and the like do not.
 """

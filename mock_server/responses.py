@@ -16,6 +16,8 @@ Every chunk carries the same ``id``. The usage chunk comes last and has no choic
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["DONE", "ChunkEncoder", "completion_body", "usage"]
 
@@ -26,12 +28,29 @@ _FINGERPRINT = "fp_mock"
 _dumps = json.JSONEncoder(separators=(",", ":")).encode  # one encoder, not one per call
 
 
-def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    """The ``usage`` object: ``total_tokens`` is always prompt + completion."""
+_USAGE_DETAILS = (
+    '"prompt_tokens_details":{"cached_tokens":0,"audio_tokens":0},'
+    '"completion_tokens_details":{"reasoning_tokens":0,"audio_tokens":0,'
+    '"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}'
+)
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """The ``usage`` object (the spec's ``CompletionUsage``): ``total_tokens`` is always prompt + completion.
+
+    The details are all zero: the mock caches nothing, reasons about nothing and hears no audio.
+    """
     return {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
     }
 
 
@@ -39,54 +58,62 @@ def completion_body(
     completion_id: str,
     created: int,
     model: str,
-    content: str,
-    finish_reason: str,
+    choices: Sequence[tuple[str, str]],
     prompt_tokens: int,
     completion_tokens: int,
 ) -> bytes:
-    """A non-streaming ``chat.completion`` response body.
+    """A non-streaming ``chat.completion`` body; ``choices`` are ``(content, finish_reason)`` in order.
 
     Formatted from a template rather than by encoding a dict: only the strings that may need escaping
     go through the JSON encoder, which keeps the busiest path of the server cheap.
     """
+    parts = ",".join(
+        f'{{"index":{index},"message":{{"role":"assistant","content":{_dumps(content)},"refusal":null,'
+        f'"annotations":[]}},"logprobs":null,"finish_reason":{_dumps(finish_reason)}}}'
+        for index, (content, finish_reason) in enumerate(choices)
+    )
     return (
         f'{{"id":{_dumps(completion_id)},"object":"chat.completion","created":{created},'
-        f'"model":{_dumps(model)},"choices":[{{"index":0,"message":{{"role":"assistant",'
-        f'"content":{_dumps(content)},"refusal":null}},"logprobs":null,"finish_reason":{_dumps(finish_reason)}}}],'
+        f'"model":{_dumps(model)},"choices":[{parts}],'
         f'"usage":{{"prompt_tokens":{prompt_tokens},"completion_tokens":{completion_tokens},'
-        f'"total_tokens":{prompt_tokens + completion_tokens}}},"system_fingerprint":"{_FINGERPRINT}"}}'
+        f'"total_tokens":{prompt_tokens + completion_tokens},{_USAGE_DETAILS}}},'
+        f'"service_tier":"default","system_fingerprint":"{_FINGERPRINT}"}}'
     ).encode()
 
 
 class ChunkEncoder:
-    """Encodes the SSE events of one stream; everything but the delta is formatted once, up front."""
+    """Encodes the SSE events of one stream; everything but the delta is formatted once, up front.
+
+    With ``n > 1`` every chunk carries one choice, named by its ``index`` (as OpenAI streams them).
+    """
 
     __slots__ = ("_head", "_tail", "_usage_head")
 
     def __init__(self, completion_id: str, created: int, model: str, include_usage: bool) -> None:
         common = (
             f'{{"id":{_dumps(completion_id)},"object":"chat.completion.chunk","created":{created},'
-            f'"model":{_dumps(model)},"system_fingerprint":"{_FINGERPRINT}",'
+            f'"model":{_dumps(model)},"service_tier":"default","system_fingerprint":"{_FINGERPRINT}",'
         )
-        self._head = "data: " + common + '"choices":[{"index":0,"delta":'
+        self._head = "data: " + common + '"choices":[{"index":'
         self._tail = (',"usage":null' if include_usage else "") + "}\n\n"
         self._usage_head = "data: " + common + '"choices":[],"usage":'
 
-    def _choice(self, delta: str, finish_reason: str | None) -> bytes:
+    def _choice(self, index: int, delta: str, finish_reason: str | None) -> bytes:
         reason = "null" if finish_reason is None else _dumps(finish_reason)
-        return f'{self._head}{delta},"logprobs":null,"finish_reason":{reason}}}]{self._tail}'.encode()
+        tail = f'"logprobs":null,"finish_reason":{reason}}}]{self._tail}'
+        return f'{self._head}{index},"delta":{delta},{tail}'.encode()
 
-    def role(self) -> bytes:
-        """The first chunk: the assistant role and empty content."""
-        return self._choice('{"role":"assistant","content":"","refusal":null}', None)
+    def role(self, index: int = 0) -> bytes:
+        """The first chunk of a choice: the assistant role and empty content."""
+        return self._choice(index, '{"role":"assistant","content":"","refusal":null}', None)
 
-    def content(self, piece: str) -> bytes:
-        """A chunk carrying one piece of content."""
-        return self._choice('{"content":' + _dumps(piece) + "}", None)
+    def content(self, piece: str, index: int = 0) -> bytes:
+        """A chunk carrying one piece of a choice's content."""
+        return self._choice(index, '{"content":' + _dumps(piece) + "}", None)
 
-    def finish(self, finish_reason: str) -> bytes:
-        """The chunk with an empty delta and the finish reason."""
-        return self._choice("{}", finish_reason)
+    def finish(self, finish_reason: str, index: int = 0) -> bytes:
+        """The chunk with an empty delta and the choice's finish reason."""
+        return self._choice(index, "{}", finish_reason)
 
     def usage(self, prompt_tokens: int, completion_tokens: int) -> bytes:
         """The final chunk (``include_usage`` only): no choices, just usage."""

@@ -1,11 +1,14 @@
-"""Parse and validate a chat-completions request body.
+"""Parse and validate request bodies: chat completions and embeddings.
 
 Real providers reject malformed requests with a 400 that names the offending field (``param``), before
 any rate limit is consulted, and so does this server: bad input must never reach the buckets, never
 raise anything but :class:`~mock_server.errors.ApiError`, and never become a 500.
 
-Only the fields the mock acts on are checked strictly; unknown fields (``temperature``, ``tools``, ...) are
-accepted and ignored, as a lenient provider would.
+The fields the mock acts on are checked against OpenAI's OpenAPI spec (types, bounds, which message roles
+may have null content). Where the spec leaves a request open (``CreateChatCompletionRequest`` does not
+forbid other properties), unknown fields (``temperature``, ``tools``, ...) are accepted and ignored, as a
+lenient provider would; where it forbids them (``CreateEmbeddingRequest`` has
+``additionalProperties: false``), an unknown field is a 400 ``unknown_parameter``.
 """
 
 from __future__ import annotations
@@ -16,10 +19,25 @@ from typing import Any
 
 from .config import ServerConfig
 from .errors import ApiError, model_not_found
-from .tokens import prompt_tokens
+from .tokens import estimate_tokens, prompt_tokens
 from .validation import is_int
 
-__all__ = ["ROLES", "ChatRequest", "parse_chat_request"]
+__all__ = [
+    "EMBEDDING_DIMENSIONS",
+    "MAX_EMBEDDING_INPUTS",
+    "MAX_EMBEDDING_INPUT_TOKENS",
+    "MAX_EMBEDDING_REQUEST_TOKENS",
+    "MAX_N",
+    "ROLES",
+    "ChatRequest",
+    "EmbeddingInput",
+    "EmbeddingRequest",
+    "is_embedding_model",
+    "native_dimensions",
+    "parse_chat_request",
+    "parse_embedding_request",
+    "parse_json_object",
+]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -34,6 +52,8 @@ class ChatRequest:
     """Effective output budget: the request's ``max_completion_tokens``/``max_tokens`` or the default."""
     stream: bool
     include_usage: bool
+    n: int = 1
+    """How many choices to generate (the spec: 1 to 128)."""
 
 
 def _short(value: object, limit: int = 80) -> str:
@@ -50,11 +70,109 @@ def _type_error(param: str, expected: str, got: object) -> ApiError:
     )
 
 
-def _check_messages(messages: object) -> list[dict[str, Any]]:
-    if messages is None:
+# Which content part types each role may send (the spec's ChatCompletionRequest*MessageContentPart).
+_PART_TYPES: dict[str, frozenset[str]] = {
+    "system": frozenset({"text"}),
+    "developer": frozenset({"text"}),
+    "user": frozenset({"text", "image_url", "input_audio", "file"}),
+    "assistant": frozenset({"text", "refusal"}),
+    "tool": frozenset({"text"}),
+}
+# Roles whose message may have ``content: null`` (assistant: it may carry tool calls instead; function: the
+# deprecated function result, whose content the spec types as string or null) ...
+_NULLABLE_CONTENT = frozenset({"assistant", "function"})
+# ... and those of them that may leave it out altogether (the spec requires it of every other role).
+_OPTIONAL_CONTENT = frozenset({"assistant"})
+
+
+def _missing(param: str) -> ApiError:
+    return ApiError(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+
+
+def _check_string(message: dict[str, Any], name: str, where: str, *, required: bool) -> None:
+    value = message.get(name)
+    if value is None:
+        if required:
+            raise _missing(f"{where}.{name}")
+    elif not isinstance(value, str):
+        raise _type_error(f"{where}.{name}", "a string", value)
+
+
+def _check_content(role: str, message: dict[str, Any], where: str) -> None:
+    param = f"{where}.content"
+    if "content" not in message and role not in _OPTIONAL_CONTENT:
+        raise _missing(param)
+    content = message.get("content")
+    if content is None:
+        if role not in _NULLABLE_CONTENT:
+            raise _type_error(param, "a string or an array of content parts", content)
+        return
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list) or role == "function":
+        expected = "a string or null" if role == "function" else "a string or an array of content parts"
+        raise _type_error(param, expected, content)
+    if not content:
         raise ApiError(
-            "Missing required parameter: 'messages'.", param="messages", code="missing_required_parameter"
+            f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an empty "
+            "array instead.",
+            param=param,
+            code="empty_array",
         )
+    allowed = _PART_TYPES[role]
+    for j, part in enumerate(content):
+        pwhere = f"{param}[{j}]"
+        if not isinstance(part, dict):
+            raise _type_error(pwhere, "an object", part)
+        kind = part.get("type")
+        if not isinstance(kind, str):
+            raise _type_error(f"{pwhere}.type", "a string", kind)
+        if kind not in allowed:
+            raise ApiError(
+                f"Invalid value: {_short(kind)}. Supported values for a {role} message are: "
+                f"{sorted(allowed)}.",
+                param=f"{pwhere}.type",
+                code="invalid_value",
+            )
+        if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
+            raise _type_error(f"{pwhere}.{kind}", "a string", part.get(kind))
+
+
+def _check_tool_calls(message: dict[str, Any], where: str) -> None:
+    calls = message.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise _type_error(f"{where}.tool_calls", "an array", calls)
+    for k, call in enumerate(calls):
+        cwhere = f"{where}.tool_calls[{k}]"
+        if not isinstance(call, dict):
+            raise _type_error(cwhere, "an object", call)
+        _check_string(call, "id", cwhere, required=True)
+        _check_string(call, "type", cwhere, required=True)
+        function = call.get("function") if call.get("type") == "function" else call.get("custom")
+        if function is not None and not isinstance(function, dict):
+            raise _type_error(f"{cwhere}.{call['type']}", "an object", function)
+
+
+def _check_messages(messages: object) -> list[dict[str, Any]]:
+    """Each message against its role's variant of the spec's ``ChatCompletionRequestMessage``.
+
+    ============  =====================================================  ===================================
+    role          content                                                also required / checked
+    ============  =====================================================  ===================================
+    system,       a string or a non-empty array of text parts            ``name`` a string if given
+    developer
+    user          a string or a non-empty array of text, image_url,      ``name`` a string if given
+                  input_audio or file parts
+    assistant     optional: a string, text/refusal parts, or null        ``tool_calls`` an array of objects
+                  (a turn that called tools has none)                    with ``id`` and ``type``
+    tool          a string or a non-empty array of text parts            ``tool_call_id`` (a string)
+    function      present, a string or null (deprecated)                 ``name`` (a string)
+    ============  =====================================================  ===================================
+    """
+    if messages is None:
+        raise _missing("messages")
     if not isinstance(messages, list):
         raise _type_error("messages", "an array", messages)
     if not messages:
@@ -69,40 +187,22 @@ def _check_messages(messages: object) -> list[dict[str, Any]]:
             raise _type_error(where, "an object", message)
         role = message.get("role")
         if role is None:
-            raise ApiError(
-                f"Missing required parameter: '{where}.role'.",
-                param=f"{where}.role",
-                code="missing_required_parameter",
-            )
+            raise _missing(f"{where}.role")
         if not isinstance(role, str) or role not in ROLES:
             raise ApiError(
                 f"Invalid value for '{where}.role': {_short(role)}. Supported values are: {sorted(ROLES)}.",
                 param=f"{where}.role",
                 code="invalid_value",
             )
-        name = message.get("name")
-        if name is not None and not isinstance(name, str):
-            raise _type_error(f"{where}.name", "a string", name)
-        content = message.get("content")
-        if content is None:
-            # Only an assistant turn may omit content (it carried tool calls instead).
-            if role != "assistant":
-                raise ApiError(
-                    f"Missing required parameter: '{where}.content'.",
-                    param=f"{where}.content",
-                    code="missing_required_parameter",
-                )
-        elif isinstance(content, list):
-            for j, part in enumerate(content):
-                pwhere = f"{where}.content[{j}]"
-                if not isinstance(part, dict):
-                    raise _type_error(pwhere, "an object", part)
-                if not isinstance(part.get("type"), str):
-                    raise _type_error(f"{pwhere}.type", "a string", part.get("type"))
-                if part["type"] == "text" and not isinstance(part.get("text"), str):
-                    raise _type_error(f"{pwhere}.text", "a string", part.get("text"))
-        elif not isinstance(content, str):
-            raise _type_error(f"{where}.content", "a string or an array of content parts", content)
+        _check_string(message, "name", where, required=role == "function")
+        _check_content(role, message, where)
+        if role == "tool":
+            _check_string(message, "tool_call_id", where, required=True)
+        elif role == "assistant":
+            _check_tool_calls(message, where)
+            refusal = message.get("refusal")
+            if refusal is not None and not isinstance(refusal, str):
+                raise _type_error(f"{where}.refusal", "a string or null", refusal)
     return messages
 
 
@@ -115,8 +215,15 @@ def _optional_bool(payload: dict[str, Any], name: str, where: str = "") -> bool:
     return value
 
 
-def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
-    """Validate ``body`` against ``config``; raise :class:`ApiError` (400/404) for anything wrong."""
+EmbeddingInput = str | tuple[int, ...]
+"""One input to embed: a text, or the token ids of one (no tokenizer here: ids are taken as given)."""
+
+MAX_N = 128
+"""The largest ``n`` a chat request may ask for (the spec's ``maximum``)."""
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """The JSON object ``body`` holds; 400 ``invalid_json`` for anything else (bad bytes, deep nesting)."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError):
@@ -130,6 +237,52 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
         raise ApiError(
             f"The request body must be a JSON object, got {type(payload).__name__}.", code="invalid_json"
         )
+    return payload
+
+
+def _bounded_int(
+    payload: dict[str, Any], name: str, minimum: int, maximum: int | None, *, default: int
+) -> int:
+    """An optional integer field within bounds, in OpenAI's words when it is not."""
+    value = payload.get(name)
+    if value is None:
+        return default
+    if not is_int(value):
+        raise _type_error(name, "an integer", value)
+    if value < minimum:
+        raise ApiError(
+            f"Invalid '{name}': integer below minimum value. Expected a value >= {minimum}, but got {value} "
+            "instead.",
+            param=name,
+            code="integer_below_min_value",
+        )
+    if maximum is not None and value > maximum:
+        raise ApiError(
+            f"Invalid '{name}': integer above maximum value. Expected a value <= {maximum}, but got {value} "
+            "instead.",
+            param=name,
+            code="integer_above_max_value",
+        )
+    return value
+
+
+def is_embedding_model(model: str) -> bool:
+    """The mock's rule for a model's family: an id containing ``embedding`` embeds, any other one chats."""
+    return "embedding" in model
+
+
+def _wrong_family(model: str, family: str, path: str, other: str) -> ApiError:
+    shown = model if len(model) <= 100 else model[:97] + "..."
+    return ApiError(
+        f"The model `{shown}` is {family} and is not supported on {path}; use {other}.",
+        param="model",
+        code="invalid_value",
+    )
+
+
+def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
+    """Validate ``body`` against ``config``; raise :class:`ApiError` (400/404) for anything wrong."""
+    payload = parse_json_object(body)
 
     model = payload.get("model")
     if model is None:
@@ -163,11 +316,7 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
             )
         max_tokens = value
 
-    n = payload.get("n")
-    if n is not None and n != 1:
-        if not is_int(n):
-            raise _type_error("n", "an integer", n)
-        raise ApiError("This mock server supports only n=1.", param="n", code="unsupported_value")
+    n = _bounded_int(payload, "n", 1, MAX_N, default=1)
 
     stream = _optional_bool(payload, "stream")
     options = payload.get("stream_options")
@@ -185,6 +334,8 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
 
     if config.models and model not in config.models:
         raise model_not_found(model)
+    if is_embedding_model(model):
+        raise _wrong_family(model, "an embedding model", "/v1/chat/completions", "/v1/embeddings")
 
     tokens = prompt_tokens(messages)
     if tokens + max_tokens > config.context_window:
@@ -195,4 +346,206 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
             param="messages",
             code="context_length_exceeded",
         )
-    return ChatRequest(model, tokens, max_tokens, stream, include_usage)
+    return ChatRequest(model, tokens, max_tokens, stream, include_usage, n)
+
+
+# -- embeddings ------------------------------------------------------------------------------------------
+
+EMBEDDING_DIMENSIONS: dict[str, int] = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+"""Native vector sizes (OpenAI's published sizes); any other embedding model id gets 1536."""
+
+MAX_EMBEDDING_INPUTS = 2048
+"""The spec's ``maxItems`` for every array form of ``input``."""
+MAX_EMBEDDING_INPUT_TOKENS = 8192
+"""The spec: "The input must not exceed the max input tokens for the model (8192 tokens for all ...)"."""
+MAX_EMBEDDING_REQUEST_TOKENS = 300_000
+"""The spec: "all embedding models enforce a maximum of 300,000 tokens summed across all inputs"."""
+
+_EMBEDDING_FIELDS = frozenset({"input", "model", "encoding_format", "dimensions", "user"})
+_DEFAULT_EMBEDDING_DIMENSIONS = 1536
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """The parts of a valid ``POST /v1/embeddings`` request the server uses."""
+
+    model: str
+    inputs: tuple[EmbeddingInput, ...]
+    """What to embed, one entry per vector returned (a single string or token array is one input)."""
+    tokens: tuple[int, ...]
+    """Tokens of each input: ``ceil(chars/4)`` for a text, the number of ids for a token array."""
+    native_dimensions: int
+    """The model's own vector size."""
+    dimensions: int
+    """The size asked for (``dimensions``), else the native size."""
+    encoding_format: str
+    """``float`` (a JSON array) or ``base64`` (little-endian float32 bytes)."""
+
+    @property
+    def prompt_tokens(self) -> int:
+        """All inputs' tokens: what ``usage`` reports and what is charged against TPM."""
+        return sum(self.tokens)
+
+
+def native_dimensions(model: str) -> int:
+    """The vector size of an embedding model (:data:`EMBEDDING_DIMENSIONS`, else 1536)."""
+    return EMBEDDING_DIMENSIONS.get(model, _DEFAULT_EMBEDDING_DIMENSIONS)
+
+
+def _token_ids(value: list[Any], param: str) -> tuple[int, ...]:
+    for k, token in enumerate(value):
+        if not is_int(token):
+            raise _type_error(f"{param}[{k}]", "an integer token id", token)
+        if token < 0:
+            raise ApiError(
+                f"Invalid '{param}[{k}]': integer below minimum value. Token ids are >= 0, got {token}.",
+                param=f"{param}[{k}]",
+                code="integer_below_min_value",
+            )
+    return tuple(value)
+
+
+def _empty_array(param: str) -> ApiError:
+    return ApiError(
+        f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an empty array "
+        "instead.",
+        param=param,
+        code="empty_array",
+    )
+
+
+def _embedding_inputs(value: object) -> tuple[EmbeddingInput, ...]:
+    """The spec's four forms of ``input``: a string, strings, token ids, or lists of token ids."""
+    expected = "a string, an array of strings, an array of integers or an array of arrays of integers"
+    if value is None:
+        raise _missing("input")
+    if isinstance(value, str):
+        if not value:
+            raise ApiError(
+                "Invalid 'input': empty string. Expected a non-empty string.",
+                param="input",
+                code="invalid_value",
+            )
+        return (value,)
+    if not isinstance(value, list):
+        raise _type_error("input", expected, value)
+    if not value:
+        raise _empty_array("input")
+    if len(value) > MAX_EMBEDDING_INPUTS:
+        raise ApiError(
+            f"Invalid 'input': array too long. Expected an array with maximum length {MAX_EMBEDDING_INPUTS}, "
+            f"but got an array with length {len(value)} instead.",
+            param="input",
+            code="array_above_max_length",
+        )
+    first = value[0]
+    if is_int(first):
+        return (_token_ids(value, "input"),)  # one text, given as its token ids
+    inputs: list[EmbeddingInput] = []
+    for i, item in enumerate(value):
+        param = f"input[{i}]"
+        if isinstance(first, str):
+            if not isinstance(item, str):
+                raise _type_error(param, "a string (like input[0])", item)
+            if not item:
+                raise ApiError(
+                    f"Invalid '{param}': empty string. Expected a non-empty string.",
+                    param=param,
+                    code="invalid_value",
+                )
+            inputs.append(item)
+        elif isinstance(first, list):
+            if not isinstance(item, list):
+                raise _type_error(param, "an array of integers (like input[0])", item)
+            if not item:
+                raise _empty_array(param)
+            inputs.append(_token_ids(item, param))
+        else:
+            raise _type_error(param, "a string, an integer or an array of integers", item)
+    return tuple(inputs)
+
+
+def parse_embedding_request(body: bytes, config: ServerConfig) -> EmbeddingRequest:
+    """Validate an embeddings ``body`` (the spec's ``CreateEmbeddingRequest``); :class:`ApiError` if wrong.
+
+    The checks, first failure first: the JSON object; no field the spec does not define; ``model``;
+    ``input``; ``encoding_format``, ``dimensions``, ``user`` (types and bounds); the model served and an
+    embedding model; ``dimensions`` supported and not above the model's size; each input within 8192
+    tokens and all of them within 300,000.
+    """
+    payload = parse_json_object(body)
+    for name in payload:
+        if name not in _EMBEDDING_FIELDS:
+            raise ApiError(
+                f"Unknown parameter: '{_short(name, 60)}'.", param=name[:60], code="unknown_parameter"
+            )
+    model = payload.get("model")
+    if model is None:
+        raise _missing("model")
+    if not isinstance(model, str):
+        raise _type_error("model", "a string", model)
+    inputs = _embedding_inputs(payload.get("input"))
+
+    encoding_format = payload.get("encoding_format", "float")
+    if encoding_format is None:
+        encoding_format = "float"
+    if not isinstance(encoding_format, str):
+        raise _type_error("encoding_format", "a string", encoding_format)
+    if encoding_format not in ("float", "base64"):
+        raise ApiError(
+            f"Invalid value for 'encoding_format': {_short(encoding_format)}. Supported values are: "
+            "'float' and 'base64'.",
+            param="encoding_format",
+            code="invalid_value",
+        )
+    asked = payload.get("dimensions")
+    if asked is not None:
+        asked = _bounded_int(payload, "dimensions", 1, None, default=0)
+    user = payload.get("user")
+    if user is not None and not isinstance(user, str):
+        raise _type_error("user", "a string", user)
+
+    if config.models and model not in config.models:
+        raise model_not_found(model)
+    if not is_embedding_model(model):
+        raise _wrong_family(model, "not an embedding model", "/v1/embeddings", "/v1/chat/completions")
+    native = native_dimensions(model)
+    dimensions = native
+    if asked is not None:
+        if "ada" in model:
+            # The spec: dimensions are "Only supported in text-embedding-3 and later models".
+            raise ApiError(
+                "This model does not support specifying dimensions.", param="dimensions", code="invalid_value"
+            )
+        if asked > native:
+            raise ApiError(
+                f"Invalid 'dimensions': {asked}. The model `{model[:100]}` has {native} dimensions; ask "
+                "for at most that many.",
+                param="dimensions",
+                code="invalid_value",
+            )
+        dimensions = asked
+
+    tokens = tuple(estimate_tokens(item) if isinstance(item, str) else len(item) for item in inputs)
+    for i, count in enumerate(tokens):
+        if count > MAX_EMBEDDING_INPUT_TOKENS:
+            raise ApiError(
+                f"This model's maximum context length is {MAX_EMBEDDING_INPUT_TOKENS} tokens, however you "
+                f"requested {count} tokens ({count} in your prompt; 0 for the completion). Please reduce "
+                "your prompt; or completion length.",
+                param="input" if len(inputs) == 1 else f"input[{i}]",
+                code="context_length_exceeded",
+            )
+    total = sum(tokens)
+    if total > MAX_EMBEDDING_REQUEST_TOKENS:
+        raise ApiError(
+            f"Requested {total} tokens, max {MAX_EMBEDDING_REQUEST_TOKENS} tokens per request",
+            param="input",
+            code="max_tokens_per_request",
+            type_="max_tokens_per_request",
+        )
+    return EmbeddingRequest(model, inputs, tokens, native, dimensions, encoding_format)

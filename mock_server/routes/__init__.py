@@ -5,32 +5,38 @@ method or an object built with the app's :class:`~mock_server.state.ServerState`
 route shares (clock, policy, event log, counts). Each module here serves one family of endpoints:
 
 ==================  =====================================================================================
+:mod:`.limited`     the life of a rate-limited request, shared by every limited route (no path of its own)
 :mod:`.chat`        ``POST /v1/chat/completions`` (OpenAI chat, JSON and SSE): rate limited, recorded
+:mod:`.embeddings`  ``POST /v1/embeddings`` (vectors, float or base64): rate limited, recorded
 :mod:`.info`        ``/health``, ``/stats``, ``/events``, ``/v1/models[/{id}]``: read-only, not recorded
 ==================  =====================================================================================
+
+Every response carries ``x-request-id``, ``openai-processing-ms`` and ``openai-version``
+(:func:`~mock_server.asgi.service_headers`): a limited route sets them itself (its id is the one its events
+carry); for every other route — and for the router's own 404 and 405 — the router adds them.
 
 How to add a route
 ------------------
 Write the handler in the module of its family (or a new one), then add one line to :func:`build_router`.
 Pass ``methods=("GET", "HEAD")`` (or whatever it accepts) and the router answers any other method with a
-405 for you; pass ``methods=None`` if the handler checks the method itself — the chat route does, so that
-a wrong method is recorded as a ``rejected`` event like any other bad request.
+405 for you; pass ``methods=None`` if the handler checks the method itself — the limited routes do, so
+that a wrong method is recorded as a ``rejected`` event like any other bad request — and
+``own_headers=True`` if it sends the service headers itself (else the router adds them).
 
-How to add a dialect (Anthropic messages, OpenAI responses, ...)
------------------------------------------------------------------
-A dialect is a new module here, ``routes/<dialect>.py``, with a handler class built from the state, and a
-line in :func:`build_router` for its path. Follow :mod:`.chat` for the life of a limited request:
+How to add a limited route or a dialect (OpenAI responses, Anthropic messages, ...)
+-----------------------------------------------------------------------------------
+Subclass :class:`~.limited.LimitedRoute` in a new module here, ``routes/<name>.py`` (see :mod:`.embeddings`
+for the smallest one, :mod:`.chat` for a stream), and add a line to :func:`build_router` with
+``methods=None``. The subclass fills in five hooks — ``parse`` (validate the body in a schema module:
+bad input raises :class:`~mock_server.errors.ApiError`, answered before any limit is asked), ``charge``
+(tokens against TPM), ``describe`` (fields for the events), ``plan`` (fault and latency, and whatever else
+is random, from ``Dice(seed, seq)``) and ``serve`` — and inherits the rest: the API key check, the method
+check, the body size limit, admission, the 429s, every header and every event. So keys, limits, headers,
+events and ``/stats`` behave the same on every route, and a new route touches no other.
 
-1. ``now = state.clock()``, ``seq = state.arrive()`` and an ``arrived`` event;
-2. read the body with :func:`~mock_server.asgi.read_body` and validate it in the dialect's own schema
-   module (bad input raises :class:`~mock_server.errors.ApiError`, answered before any limit is asked);
-3. ``state.policy.admit(...)``, then answer a refusal or plan and serve the reply, drawing every random
-   choice from ``Dice(seed, seq)``, and keep ``state.in_flight``, ``state.by_status`` and the events
-   up to date.
-
-Error bodies, rate-limit headers and SSE framing are the dialect's own; what is shared lives outside
-``routes/`` (:mod:`~mock_server.asgi`, :mod:`~mock_server.policy`, :mod:`~mock_server.latency`, ...), so a
-new dialect touches no other route.
+A dialect whose error bodies or rate-limit headers are not OpenAI's would override what differs; what is
+shared lives outside ``routes/`` (:mod:`~mock_server.asgi`, :mod:`~mock_server.policy`,
+:mod:`~mock_server.latency`, ...).
 """
 
 from __future__ import annotations
@@ -38,12 +44,23 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from ..asgi import Receive, Scope, Send, method_not_allowed, respond_error, unknown_url
+from ..asgi import (
+    Message,
+    Receive,
+    Scope,
+    Send,
+    method_not_allowed,
+    random_request_id,
+    respond_error,
+    service_headers,
+    unknown_url,
+)
 from ..state import ServerState
 from .chat import CHAT_PATH, ChatCompletions
+from .embeddings import EMBEDDINGS_PATH, Embeddings
 from .info import MODELS_PATH, Info
 
-__all__ = ["CHAT_PATH", "Handler", "Route", "Router", "build_router"]
+__all__ = ["CHAT_PATH", "EMBEDDINGS_PATH", "Handler", "Route", "Router", "build_router"]
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
@@ -56,6 +73,8 @@ class Route:
 
     handler: Handler
     methods: tuple[str, ...] | None
+    own_headers: bool = False
+    """The handler sends the service headers itself (the limited routes: their id is their events')."""
 
 
 class Router:
@@ -65,13 +84,16 @@ class Router:
     method the route does not accept, else whatever the handler says.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, organization: str | None = None) -> None:
         self._exact: dict[str, Route] = {}
         self._prefixes: list[tuple[str, Route]] = []
+        self._organization = organization.encode() if organization is not None else None
 
-    def add(self, path: str, handler: Handler, *, methods: tuple[str, ...] | None) -> None:
+    def add(
+        self, path: str, handler: Handler, *, methods: tuple[str, ...] | None, own_headers: bool = False
+    ) -> None:
         """Serve ``path`` exactly."""
-        self._exact[path] = Route(handler, methods)
+        self._exact[path] = Route(handler, methods, own_headers)
 
     def add_prefix(self, prefix: str, handler: Handler, *, methods: tuple[str, ...] | None) -> None:
         """Serve every path that starts with ``prefix`` (e.g. ``/v1/models/`` for ``/v1/models/{id}``)."""
@@ -92,18 +114,30 @@ class Router:
         path: str = scope["path"]
         method: str = scope["method"]
         route = self.find(path)
+        if route is not None and route.own_headers:
+            await route.handler(scope, receive, send)  # the hot path: no wrapper
+            return
+        headers = service_headers(random_request_id(), 0, self._organization)
         if route is None:
-            await respond_error(send, unknown_url(method, path))
+            await respond_error(send, unknown_url(method, path), headers)
         elif route.methods is not None and method not in route.methods:
-            await respond_error(send, method_not_allowed(method, path, ", ".join(route.methods)))
+            await respond_error(send, method_not_allowed(method, path, ", ".join(route.methods)), headers)
         else:
-            await route.handler(scope, receive, send)
+
+            async def send_with_headers(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *headers]
+                await send(message)
+
+            await route.handler(scope, receive, send_with_headers)
 
 
 def build_router(state: ServerState) -> Router:
     """Every route of one app, bound to its state. Add a route or a dialect here (see the module docs)."""
-    router = Router()
-    router.add(CHAT_PATH, ChatCompletions(state), methods=None)  # records a wrong method as an event
+    router = Router(state.config.organization)
+    # The limited routes check the method themselves, so that a wrong one is recorded as an event too.
+    router.add(CHAT_PATH, ChatCompletions(state), methods=None, own_headers=True)
+    router.add(EMBEDDINGS_PATH, Embeddings(state), methods=None, own_headers=True)
 
     info = Info(state)
     router.add("/health", info.health, methods=_READ)

@@ -2,7 +2,11 @@
 
 They read the server's state and never change it: they are not rate limited, not counted in
 ``by_status`` and not recorded as events, so polling them while an experiment runs leaves it untouched.
-The router lets only ``GET`` and ``HEAD`` reach them.
+The router lets only ``GET`` and ``HEAD`` reach them, and adds the service headers to their answers.
+
+With API keys configured, the model routes need one, as OpenAI's do (401, not recorded); ``/health``,
+``/stats`` and ``/events`` never do: they are the mock's own, for whoever runs it (a readiness probe, an
+experiment watching the server), not part of the API a client under test calls.
 
 =========================  ======================================================================
 ``GET /health``            ``{"status": "ok"}``: the server is up (what a readiness probe polls)
@@ -20,6 +24,7 @@ from typing import Any
 
 from ..asgi import Receive, Scope, Send, encode_json, respond, respond_error, respond_json
 from ..errors import ApiError, model_not_found
+from ..keys import check_key
 from ..state import ServerState
 from ..validation import describe, parse_count
 
@@ -40,6 +45,7 @@ class Info:
     def __init__(self, state: ServerState) -> None:
         self._state = state
         self._models = state.config.models
+        self._keys = frozenset(state.config.api_keys)
         # The list never changes for a given config: encode it once.
         self._models_body = encode_json(
             {"object": "list", "data": [_model_object(m) for m in self._models]}
@@ -62,11 +68,26 @@ class Info:
             return
         await respond_json(send, self._state.log.since(since))
 
+    async def _refused(self, scope: Scope, send: Send) -> bool:
+        """Answer 401 if keys are configured and the request has none of them; True if it did."""
+        if not self._keys:
+            return False
+        try:
+            check_key(dict(scope["headers"]).get(b"authorization"), self._keys)
+        except ApiError as err:
+            await respond_error(send, err)
+            return True
+        return False
+
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if await self._refused(scope, send):
+            return
         await respond(send, 200, self._models_body, [])
 
     async def model(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``/v1/models/{id}``: everything after the prefix is the id, slashes included."""
+        if await self._refused(scope, send):
+            return
         model: str = scope["path"][len(MODELS_PATH) + 1 :]
         if model and (not self._models or model in self._models):
             await respond_json(send, _model_object(model))

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from mock_server import MockServerApp, ServerConfig, create_app
+from mock_server.asgi import request_id
 from mock_server.tokens import estimate_tokens
 from tests.mock_server.helpers import CHAT, at, chat, chunks_of, client_for, instant, sse_events, vrun
 
@@ -44,7 +45,7 @@ def test_completion_shape() -> None:
     assert usage["completion_tokens"] == estimate_tokens(content)
     assert 25 <= usage["completion_tokens"] <= 50  # completion_fraction (0.5, 1.0) of max_tokens
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
-    assert r.headers["x-request-id"] == "srv-1"
+    assert re.fullmatch(r"req_[0-9a-f]{32}", r.headers["x-request-id"])
 
 
 def test_same_seed_same_replies_other_seed_other_replies() -> None:
@@ -165,11 +166,13 @@ def test_event_records() -> None:
     assert json.loads(json.dumps(app.events)) == app.events  # plain, JSON-friendly data
 
 
-def test_server_assigned_request_ids_count_arrivals() -> None:
+def test_server_assigned_request_ids_follow_seed_and_arrival() -> None:
     app = instant()
     responses = post_all(app, [chat(), chat()])
-    assert [r.headers["x-request-id"] for r in responses] == ["srv-1", "srv-2"]
-    assert [e["request"] for e in app.events if e["kind"] == "arrived"] == ["srv-1", "srv-2"]
+    ids = [r.headers["x-request-id"] for r in responses]
+    assert ids == [request_id(0, 1), request_id(0, 2)] and ids[0] != ids[1]
+    assert [e["request"] for e in app.events if e["kind"] == "arrived"] == ids
+    assert all(e["detail"]["request_id"] == e["request"] for e in app.events)
     assert app.events[0]["detail"]["attempt"] is None
 
 
@@ -190,7 +193,7 @@ def test_max_events_keeps_the_newest() -> None:
     app = instant(max_events=8)
     post_all(app, [chat()] * 20)
     assert 8 <= len(app.events) <= 10
-    assert app.events[-1]["kind"] == "completed" and app.events[-1]["request"] == "srv-20"
+    assert app.events[-1]["kind"] == "completed" and app.events[-1]["request"] == request_id(0, 20)
     assert app.stats()["by_kind"]["completed"] == 20
 
 
@@ -212,7 +215,7 @@ def test_events_since_and_the_events_route() -> None:
     first, newer, trimmed, bad = vrun(main())
     assert [e["kind"] for e in first["events"]] == ["arrived", "accepted", "completed"]
     assert first["next"] == 3 and first["dropped"] == 0
-    assert [e["request"] for e in newer["events"]] == ["srv-2"] * 3 and newer["next"] == 6
+    assert [e["request"] for e in newer["events"]] == [request_id(0, 2)] * 3 and newer["next"] == 6
     assert trimmed["next"] == 15 and trimmed["dropped"] == 15 - len(trimmed["events"])
     assert trimmed["events"] == app.events
     assert bad["error"]["param"] == "since"
@@ -268,7 +271,7 @@ def test_reset_and_a_new_loop() -> None:
     app.reset()
     assert app.events == [] and app.stats()["arrivals"] == 0 and app.stats()["by_status"] == {}
     (r,) = post_all(app, [chat()])
-    assert r.headers["x-request-id"] == "srv-1"
+    assert r.headers["x-request-id"] == request_id(0, 1)  # the numbering starts over
     assert "rpm=2" in repr(app)
 
 

@@ -23,11 +23,11 @@ def test_help_documents_every_config_field(capsys: pytest.CaptureFixture[str]) -
         main(["--help"])
     assert exit_info.value.code == 0
     text = capsys.readouterr().out
-    flags = {"limit_schedule": "--schedule", "preset_name": "--preset"}
+    flags = {"limit_schedule": "--schedule", "preset_name": "--preset", "api_keys": "--api-key"}
     for field in dataclasses.fields(ServerConfig):
         flag = flags.get(field.name, "--" + field.name.replace("_", "-"))
         assert flag in text, f"{flag} missing from --help"
-    for option in ("--host", "--port", "--log-level", "--print-config"):
+    for option in ("--host", "--port", "--log-level", "--print-config", "--keep-alive"):
         assert option in text
 
 
