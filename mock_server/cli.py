@@ -232,6 +232,13 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
         f"{_DEFAULTS.completion_fraction[0]:g}:{_DEFAULTS.completion_fraction[1]:g})",
     )
     model.add_argument(
+        "--tool-call-rate",
+        type=_number(maximum=1.0),
+        default=s,
+        help="with tools and tool_choice auto: chance a reply calls a tool rather than answering in text "
+        f"(default: {_DEFAULTS.tool_call_rate:g})",
+    )
+    model.add_argument(
         "--max-output-tokens",
         type=positive_int_arg,
         default=s,

@@ -95,6 +95,10 @@ class ServerConfig:
         ``models``: ids served (an empty tuple serves any id); an unknown id gets 404 ``model_not_found``.
         ``max_output_tokens`` / ``context_window``: larger requests get a 400, as real models do.
         ``completion_fraction``: a completion is ``uniform(lo, hi) * max_tokens`` tokens long (seeded).
+        ``tool_call_rate``: with ``tools`` and ``tool_choice`` ``"auto"`` (the default when tools are
+        given), the chance that a reply calls a tool rather than answering in text (seeded; 1.0, the
+        default, always calls one unless the conversation ends with a tool result — see
+        :mod:`mock_server.routes.chat`).
 
     Latency (seconds; all seeded)
         ``ttft``: time to first token. ``per_token``: per output token. ``jitter``: relative spread, each
@@ -131,6 +135,7 @@ class ServerConfig:
     max_output_tokens: int = 16_384
     context_window: int = 128_000
     completion_fraction: tuple[float, float] = (0.5, 1.0)
+    tool_call_rate: float = 1.0
     ttft: float = 0.2
     per_token: float = 0.01
     jitter: float = 0.1
@@ -156,7 +161,14 @@ class ServerConfig:
         check_number("window", self.window, above=True)
         for name in ("ttft", "per_token", "load_slowdown"):
             check_number(name, getattr(self, name))
-        for name in ("jitter", "error_rate_500", "error_rate_503", "overloaded_rate", "stream_cut_rate"):
+        for name in (
+            "jitter",
+            "error_rate_500",
+            "error_rate_503",
+            "overloaded_rate",
+            "stream_cut_rate",
+            "tool_call_rate",
+        ):
             check_number(name, getattr(self, name), maximum=1.0)
         if self.error_rate_500 + self.error_rate_503 + self.overloaded_rate > 1.0:
             raise ValueError("error_rate_500 + error_rate_503 + overloaded_rate must not exceed 1")

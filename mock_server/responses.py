@@ -11,15 +11,28 @@ A stream is a sequence of server-sent events, each ``data: <json>`` followed by 
 
 Every chunk carries the same ``id``. The usage chunk comes last and has no choices; with
 ``include_usage`` every earlier chunk says ``"usage": null``, as OpenAI's do.
+
+A reply that calls tools has ``content: null`` and ``tool_calls`` instead; streamed, its first chunk
+announces the first call (and the role), later chunks carry fragments of the arguments' JSON text, each
+further call is announced by a chunk of its own, and the finish chunk says ``tool_calls``::
+
+    data: {... "delta": {"role": "assistant", "content": null, "tool_calls": [{"index": 0,
+           "id": "call_…", "type": "function", "function": {"name": "get_weather", "arguments": ""}}],
+           "refusal": null}, "finish_reason": null}
+    data: {... "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}, ...}
+    data: {... "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}, ...}
+    data: {... "delta": {}, "finish_reason": "tool_calls"}
+
+(the SDK's stream helpers and langchain accumulate exactly these by ``index``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["DONE", "ChunkEncoder", "completion_body", "usage"]
+__all__ = ["DONE", "ChunkEncoder", "ToolCall", "completion_body", "usage"]
 
 DONE = b"data: [DONE]\n\n"
 _FINGERPRINT = "fp_mock"
@@ -54,22 +67,49 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
     }
 
 
+class ToolCall(NamedTuple):
+    """One function call of a reply (the spec's ``ChatCompletionMessageToolCall``)."""
+
+    id: str
+    """``call_…``"""
+    name: str
+    arguments: str
+    """The arguments as JSON text (what the model "wrote"; cut short when the reply hit ``max_tokens``)."""
+
+    def json(self) -> str:
+        """The call as the JSON object a ``message.tool_calls`` array holds."""
+        return (
+            f'{{"id":{_dumps(self.id)},"type":"function","function":{{"name":{_dumps(self.name)},'
+            f'"arguments":{_dumps(self.arguments)}}}}}'
+        )
+
+
 def completion_body(
     completion_id: str,
     created: int,
     model: str,
-    choices: Sequence[tuple[str, str]],
+    choices: Sequence[tuple[str | None, str]],
     prompt_tokens: int,
     completion_tokens: int,
+    tool_calls: Sequence[Sequence[ToolCall]] | None = None,
 ) -> bytes:
     """A non-streaming ``chat.completion`` body; ``choices`` are ``(content, finish_reason)`` in order.
+
+    ``tool_calls`` (one sequence per choice, when given) adds a ``tool_calls`` array to each choice that
+    has calls; such a choice's content is ``None`` (``"content": null``).
 
     Formatted from a template rather than by encoding a dict: only the strings that may need escaping
     go through the JSON encoder, which keeps the busiest path of the server cheap.
     """
+
+    def calls(index: int) -> str:
+        if not tool_calls or not tool_calls[index]:
+            return ""
+        return ',"tool_calls":[' + ",".join(call.json() for call in tool_calls[index]) + "]"
+
     parts = ",".join(
-        f'{{"index":{index},"message":{{"role":"assistant","content":{_dumps(content)},"refusal":null,'
-        f'"annotations":[]}},"logprobs":null,"finish_reason":{_dumps(finish_reason)}}}'
+        f'{{"index":{index},"message":{{"role":"assistant","content":{_dumps(content)}{calls(index)},'
+        f'"refusal":null,"annotations":[]}},"logprobs":null,"finish_reason":{_dumps(finish_reason)}}}'
         for index, (content, finish_reason) in enumerate(choices)
     )
     return (
@@ -110,6 +150,35 @@ class ChunkEncoder:
     def content(self, piece: str, index: int = 0) -> bytes:
         """A chunk carrying one piece of a choice's content."""
         return self._choice(index, '{"content":' + _dumps(piece) + "}", None)
+
+    def delta(self, delta: str, index: int = 0) -> bytes:
+        """A chunk carrying ``delta``, a JSON object text (see :meth:`tool_call_start` and friends)."""
+        return self._choice(index, delta, None)
+
+    @staticmethod
+    def content_delta(piece: str) -> str:
+        """The delta of a content piece (what :meth:`content` sends)."""
+        return '{"content":' + _dumps(piece) + "}"
+
+    @staticmethod
+    def tool_call_start(position: int, call: ToolCall, *, first: bool) -> str:
+        """The delta announcing call number ``position`` of a choice: its id, type, name and ``""`` arguments.
+
+        The first call's delta is also the choice's first chunk, so it carries the role (and
+        ``content: null``), as OpenAI's does.
+        """
+        head = (
+            f'{{"index":{position},"id":{_dumps(call.id)},"type":"function","function":'
+            f'{{"name":{_dumps(call.name)},"arguments":""}}}}'
+        )
+        if first:
+            return f'{{"role":"assistant","content":null,"tool_calls":[{head}],"refusal":null}}'
+        return f'{{"tool_calls":[{head}]}}'
+
+    @staticmethod
+    def tool_call_arguments(position: int, fragment: str) -> str:
+        """The delta carrying the next ``fragment`` of call ``position``'s arguments."""
+        return f'{{"tool_calls":[{{"index":{position},"function":{{"arguments":{_dumps(fragment)}}}}}]}}'
 
     def finish(self, finish_reason: str, index: int = 0) -> bytes:
         """The chunk with an empty delta and the choice's finish reason."""

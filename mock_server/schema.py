@@ -6,19 +6,31 @@ raise anything but :class:`~mock_server.errors.ApiError`, and never become a 500
 
 The fields the mock acts on are checked against OpenAI's OpenAPI spec (types, bounds, which message roles
 may have null content). Where the spec leaves a request open (``CreateChatCompletionRequest`` does not
-forbid other properties), unknown fields (``temperature``, ``tools``, ...) are accepted and ignored, as a
+forbid other properties), unknown fields (``temperature``, ``seed``, ...) are accepted and ignored, as a
 lenient provider would; where it forbids them (``CreateEmbeddingRequest`` has
 ``additionalProperties: false``), an unknown field is a 400 ``unknown_parameter``.
+
+Tools and structured outputs (``tools``, ``tool_choice``, ``parallel_tool_calls``, ``response_format``)
+are acted on, so they are checked like OpenAI checks them (:func:`parse_tools`,
+:func:`parse_response_format`): the spec's shapes (``ChatCompletionTool``, ``ChatCompletionToolChoiceOption``,
+``ResponseFormatJsonSchema``), names matching ``^[a-zA-Z0-9_-]{1,64}$``, a named function that is in
+``tools``, the word "json" in the messages for JSON mode, and every JSON schema through
+:func:`mock_server.structured.check_schema` (strict mode when ``strict: true``). A bad schema is a 400
+whose ``param`` names the field (``tools[0].function.parameters``, ``response_format.json_schema.schema``)
+and whose message says where in the schema, as OpenAI's ``Invalid schema for function 'f': ...`` does.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from .config import ServerConfig
+from .dice import Dice
 from .errors import ApiError, model_not_found
+from .structured import SchemaProblem, check_schema, find_schema_in_text, generate
 from .tokens import estimate_tokens, prompt_tokens
 from .validation import is_int
 
@@ -32,14 +44,62 @@ __all__ = [
     "ChatRequest",
     "EmbeddingInput",
     "EmbeddingRequest",
+    "FunctionTool",
+    "OutputFormat",
+    "ToolChoice",
     "is_embedding_model",
     "native_dimensions",
     "parse_chat_request",
     "parse_embedding_request",
     "parse_json_object",
+    "parse_response_format",
+    "parse_tools",
+    "schema_error",
 ]
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionTool:
+    """A function the model may call: its name and its (checked) parameters schema."""
+
+    name: str
+    parameters: dict[str, Any]
+    """A JSON schema for the arguments (``{"type": "object", "properties": {}}`` when none was given)."""
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    """What the model may do with its tools: ``tools``, ``tool_choice`` and ``parallel_tool_calls`` in one.
+
+    ``mode``: ``"none"`` (answer in text), ``"auto"`` (call a tool or answer, seeded by
+    ``ServerConfig.tool_call_rate``) or ``"required"`` (call one or more). A named function or an
+    ``allowed_tools`` list narrows ``tools`` to what may be called; a named one is ``required`` with one
+    tool and no parallel calls.
+    """
+
+    mode: Literal["none", "auto", "required"] = "none"
+    tools: tuple[FunctionTool, ...] = ()
+    """The function tools that may be called (custom tools are accepted but never called by the mock)."""
+    parallel: bool = True
+    """Several calls in one reply are allowed (``parallel_tool_calls``, default true)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFormat:
+    """``response_format``: plain text, any JSON object, or JSON following a schema."""
+
+    kind: Literal["text", "json_object", "json_schema"] = "text"
+    schema: dict[str, Any] | None = None
+    """``json_schema``: the checked schema. ``json_object``: a schema found in the prompt, if any."""
+    name: str | None = None
+    strict: bool = False
+
+
+NO_TOOLS = ToolChoice()
+TEXT = OutputFormat()
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +114,10 @@ class ChatRequest:
     include_usage: bool
     n: int = 1
     """How many choices to generate (the spec: 1 to 128)."""
+    tools: ToolChoice = NO_TOOLS
+    output: OutputFormat = TEXT
+    after_tool_result: bool = False
+    """The conversation ends with a tool (or function) result: an ``auto`` reply answers in text."""
 
 
 def _short(value: object, limit: int = 80) -> str:
@@ -346,7 +410,324 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
             param="messages",
             code="context_length_exceeded",
         )
-    return ChatRequest(model, tokens, max_tokens, stream, include_usage, n)
+    tools = parse_tools(payload)
+    output = parse_response_format(payload.get("response_format"), messages)
+    after_tool = messages[-1].get("role") in ("tool", "function")
+    return ChatRequest(model, tokens, max_tokens, stream, include_usage, n, tools, output, after_tool)
+
+
+# -- tools and structured outputs ------------------------------------------------------------------------
+
+_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+MAX_TOOLS = 128
+"""The most tools a request may offer (OpenAI's documented limit)."""
+_EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
+
+
+def _invalid(param: str, message: str, code: str = "invalid_value") -> ApiError:
+    return ApiError(message, param=param, code=code)
+
+
+def _check_name(value: object, param: str) -> str:
+    if value is None:
+        raise _missing(param)
+    if not isinstance(value, str):
+        raise _type_error(param, "a string", value)
+    if not _NAME.fullmatch(value):
+        raise _invalid(
+            param,
+            f"Invalid '{param}': string does not match pattern. Expected a string that matches the pattern "
+            f"'^[a-zA-Z0-9_-]+$' with at most 64 characters, got {_short(value)}.",
+            "invalid_value" if len(value) <= 64 else "string_above_max_length",
+        )
+    return value
+
+
+def _optional_strict(payload: dict[str, Any], param: str) -> bool:
+    value = payload.get("strict")
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise _type_error(param, "a boolean or null", value)
+    return value
+
+
+def _schema(
+    value: object, *, strict: bool, param: str, subject: str, code: str, root_object: bool
+) -> dict[str, Any]:
+    """A client's JSON schema, checked; a problem becomes OpenAI's 400 naming ``param`` and the path."""
+    if not isinstance(value, dict):
+        raise _type_error(param, "an object (a JSON schema)", value)
+    try:
+        schema = check_schema(value, strict=strict, where=param)
+        if root_object and value and schema.get("type") != "object":
+            raise SchemaProblem(
+                "type",
+                f"schema must be a JSON Schema of 'type: \"object\"', got 'type: {schema.get('type')!r}'",
+            )
+        # One trial value, so that a schema with no finite value (a required self-reference) is a 400
+        # now rather than a failure after admission.
+        generate(schema, Dice(0, 0))
+    except RecursionError:
+        raise schema_error(
+            SchemaProblem("", "the schema is nested too deeply", param), subject, code
+        ) from None
+    except SchemaProblem as problem:
+        problem.where = param
+        raise schema_error(problem, subject, code) from None
+    return schema
+
+
+def schema_error(problem: SchemaProblem, subject: str, code: str) -> ApiError:
+    """The 400 for a bad schema, in OpenAI's words: ``Invalid schema for <subject>: <path>: <problem>``.
+
+    ``subject`` is ``function 'name'`` or ``response_format 'name'``; ``param`` is the field the schema
+    came in (:attr:`SchemaProblem.where`); ``code`` is ``invalid_function_parameters`` for a function's
+    parameters and ``invalid_json_schema`` for a response format's schema.
+    """
+    return ApiError(f"Invalid schema for {subject}: {problem}", param=problem.where or None, code=code)
+
+
+def _function_tool(tool: dict[str, Any], where: str) -> FunctionTool:
+    function = tool.get("function")
+    if function is None:
+        raise _missing(f"{where}.function")
+    if not isinstance(function, dict):
+        raise _type_error(f"{where}.function", "an object", function)
+    name = _check_name(function.get("name"), f"{where}.function.name")
+    _check_string(function, "description", f"{where}.function", required=False)
+    strict = _optional_strict(function, f"{where}.function.strict")
+    parameters = function.get("parameters")
+    if parameters is None:
+        schema = _EMPTY_PARAMETERS
+        if strict:  # strict needs a closed object; "no parameters" is the empty one
+            schema = {**_EMPTY_PARAMETERS, "required": [], "additionalProperties": False}
+    else:
+        schema = _schema(
+            parameters,
+            strict=strict,
+            param=f"{where}.function.parameters",
+            subject=f"function '{name}'",
+            code="invalid_function_parameters",
+            root_object=True,
+        )
+        if not schema:
+            schema = _EMPTY_PARAMETERS
+    return FunctionTool(name, schema, strict)
+
+
+def parse_tools(payload: dict[str, Any]) -> ToolChoice:
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls`` of a chat request, checked (module docs).
+
+    ================================================  ========================================================
+    ``tool_choice``                                   what may happen
+    ================================================  ========================================================
+    absent                                            ``auto`` when there are function tools, else ``none``
+    ``"none"`` / ``"auto"`` / ``"required"``          text / seeded choice / one or more tool calls
+    ``{"type": "function", "function": {"name"}}``    exactly one call of that function (400 if not in tools)
+    ``{"type": "allowed_tools", "allowed_tools":      ``mode`` over the listed tools only
+    {"mode": "auto"|"required", "tools": [...]}}``
+    ``{"type": "custom", "custom": {"name"}}``        must name a custom tool; the mock answers in text
+    ================================================  ========================================================
+
+    ``tool_choice`` without ``tools`` is a 400, as OpenAI answers it.
+    """
+    raw_tools = payload.get("tools")
+    functions: list[FunctionTool] = []
+    customs: set[str] = set()
+    if raw_tools is not None:
+        if not isinstance(raw_tools, list):
+            raise _type_error("tools", "an array", raw_tools)
+        if not raw_tools:
+            raise _empty_array("tools")
+        if len(raw_tools) > MAX_TOOLS:
+            raise _invalid(
+                "tools",
+                f"Invalid 'tools': array too long. Expected an array with maximum length {MAX_TOOLS}, but "
+                f"got an array with length {len(raw_tools)} instead.",
+                "array_above_max_length",
+            )
+        for i, tool in enumerate(raw_tools):
+            where = f"tools[{i}]"
+            if not isinstance(tool, dict):
+                raise _type_error(where, "an object", tool)
+            kind = tool.get("type")
+            if kind is None:
+                raise _missing(f"{where}.type")
+            if kind == "function":
+                functions.append(_function_tool(tool, where))
+            elif kind == "custom":
+                custom = tool.get("custom")
+                if not isinstance(custom, dict):
+                    raise _type_error(f"{where}.custom", "an object", custom)
+                customs.add(_check_name(custom.get("name"), f"{where}.custom.name"))
+            else:
+                raise _invalid(
+                    f"{where}.type",
+                    f"Invalid value: {_short(kind)}. Supported values are: 'function' and 'custom'.",
+                )
+    parallel = payload.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise _type_error("parallel_tool_calls", "a boolean", parallel)
+    allow_parallel = parallel is not False
+
+    choice = payload.get("tool_choice")
+    if choice is None:
+        return ToolChoice("auto", tuple(functions), allow_parallel) if functions else NO_TOOLS
+    if raw_tools is None:
+        raise _invalid(
+            "tool_choice",
+            "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+        )
+    by_name = {tool.name: tool for tool in functions}
+    if isinstance(choice, str):
+        if choice not in ("none", "auto", "required"):
+            raise _invalid(
+                "tool_choice",
+                f"Invalid value: {_short(choice)}. Supported values are: 'none', 'auto', and 'required'.",
+            )
+        if choice == "none" or not functions:
+            return NO_TOOLS
+        return ToolChoice("auto" if choice == "auto" else "required", tuple(functions), allow_parallel)
+    if not isinstance(choice, dict):
+        raise _type_error("tool_choice", "a string or an object", choice)
+    kind = choice.get("type")
+    if kind == "function":
+        function = choice.get("function")
+        if not isinstance(function, dict):
+            raise _type_error("tool_choice.function", "an object", function)
+        name = _check_name(function.get("name"), "tool_choice.function.name")
+        if name not in by_name:
+            raise _invalid(
+                "tool_choice",
+                f"Invalid value for 'tool_choice': function '{name}' is not one of the functions in 'tools' "
+                f"(available: {', '.join(sorted(by_name)) or 'none'}).",
+            )
+        return ToolChoice("required", (by_name[name],), parallel=False)
+    if kind == "custom":
+        custom = choice.get("custom")
+        if not isinstance(custom, dict):
+            raise _type_error("tool_choice.custom", "an object", custom)
+        name = _check_name(custom.get("name"), "tool_choice.custom.name")
+        if name not in customs:
+            raise _invalid(
+                "tool_choice", f"Invalid value for 'tool_choice': custom tool '{name}' is not in 'tools'."
+            )
+        return NO_TOOLS
+    if kind == "allowed_tools":
+        return _allowed_tools(choice.get("allowed_tools"), by_name, customs, allow_parallel)
+    if kind is None:
+        raise _missing("tool_choice.type")
+    raise _invalid(
+        "tool_choice.type",
+        f"Invalid value: {_short(kind)}. Supported values are: 'function', 'custom' and 'allowed_tools'.",
+    )
+
+
+def _allowed_tools(
+    allowed: object, by_name: dict[str, FunctionTool], customs: set[str], parallel: bool
+) -> ToolChoice:
+    param = "tool_choice.allowed_tools"
+    if not isinstance(allowed, dict):
+        raise _type_error(param, "an object", allowed)
+    mode = allowed.get("mode")
+    if mode not in ("auto", "required"):
+        raise _invalid(
+            f"{param}.mode", f"Invalid value: {_short(mode)}. Supported values are: 'auto' and 'required'."
+        )
+    listed = allowed.get("tools")
+    if not isinstance(listed, list):
+        raise _type_error(f"{param}.tools", "an array", listed)
+    chosen: list[FunctionTool] = []
+    for k, entry in enumerate(listed):
+        where = f"{param}.tools[{k}]"
+        if not isinstance(entry, dict):
+            raise _type_error(where, "an object", entry)
+        body = entry.get(entry.get("type")) if isinstance(entry.get("type"), str) else None
+        name = body.get("name") if isinstance(body, dict) else entry.get("name")
+        if isinstance(name, str) and name in by_name:
+            chosen.append(by_name[name])
+        elif not (isinstance(name, str) and name in customs):
+            raise _invalid(where, f"Invalid value for '{where}': {_short(name)} is not a tool in 'tools'.")
+    if not chosen:
+        return NO_TOOLS
+    return ToolChoice("auto" if mode == "auto" else "required", tuple(chosen), parallel)
+
+
+def _mentions_json(messages: list[dict[str, Any]]) -> bool:
+    for message in messages:
+        content = message.get("content")
+        texts = [content] if isinstance(content, str) else []
+        if isinstance(content, list):
+            texts = [p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)]
+        if any("json" in text.lower() for text in texts):
+            return True
+    return False
+
+
+def _prompt_text(messages: list[dict[str, Any]]) -> str:
+    parts: list[str] = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, list):
+            parts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return "\n".join(parts)
+
+
+def parse_response_format(value: object, messages: list[dict[str, Any]]) -> OutputFormat:
+    """``response_format``, checked: ``text``, ``json_object`` or ``json_schema`` (the spec's three).
+
+    * ``json_object`` needs the word "json" somewhere in the messages — OpenAI answers a 400 otherwise
+      (param ``messages``); the reply follows the last JSON schema written in the prompt, if there is one
+      (:func:`~mock_server.structured.find_schema_in_text`), else it is a small object.
+    * ``json_schema`` needs ``json_schema.name`` (``^[a-zA-Z0-9_-]{1,64}$``); its ``schema`` is checked, in
+      strict mode when ``strict`` is true; without a ``schema`` any JSON object will do.
+    """
+    if value is None:
+        return TEXT
+    if not isinstance(value, dict):
+        raise _type_error("response_format", "an object", value)
+    kind = value.get("type")
+    if kind is None:
+        raise _missing("response_format.type")
+    if kind == "text":
+        return TEXT
+    if kind == "json_object":
+        if not _mentions_json(messages):
+            raise ApiError(
+                "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
+                "'json_object'.",
+                param="messages",
+                code=None,
+            )
+        return OutputFormat("json_object", find_schema_in_text(_prompt_text(messages)))
+    if kind != "json_schema":
+        raise _invalid(
+            "response_format.type",
+            f"Invalid value: {_short(kind)}. Supported values are: 'text', 'json_object', and 'json_schema'.",
+        )
+    spec = value.get("json_schema")
+    if spec is None:
+        raise _missing("response_format.json_schema")
+    if not isinstance(spec, dict):
+        raise _type_error("response_format.json_schema", "an object", spec)
+    name = _check_name(spec.get("name"), "response_format.json_schema.name")
+    _check_string(spec, "description", "response_format.json_schema", required=False)
+    strict = _optional_strict(spec, "response_format.json_schema.strict")
+    raw = spec.get("schema")
+    schema: dict[str, Any] = {"type": "object"}
+    if raw is not None:
+        schema = _schema(
+            raw,
+            strict=strict,
+            param="response_format.json_schema.schema",
+            subject=f"response_format '{name}'",
+            code="invalid_json_schema",
+            root_object=False,
+        )
+    return OutputFormat("json_schema", schema, name, strict)
 
 
 # -- embeddings ------------------------------------------------------------------------------------------

@@ -4,12 +4,14 @@ A *handler* is an ASGI callable for one path, ``await handler(scope, receive, se
 method or an object built with the app's :class:`~mock_server.state.ServerState` — the one thing every
 route shares (clock, policy, event log, counts). Each module here serves one family of endpoints:
 
-==================  =====================================================================================
-:mod:`.limited`     the life of a rate-limited request, shared by every limited route (no path of its own)
-:mod:`.chat`        ``POST /v1/chat/completions`` (OpenAI chat, JSON and SSE): rate limited, recorded
-:mod:`.embeddings`  ``POST /v1/embeddings`` (vectors, float or base64): rate limited, recorded
-:mod:`.info`        ``/health``, ``/stats``, ``/events``, ``/v1/models[/{id}]``: read-only, not recorded
-==================  =====================================================================================
+=====================  ==================================================================================
+:mod:`.limited`        the life of a rate-limited request, shared by every limited route (no path of its own)
+:mod:`.chat`           ``POST /v1/chat/completions`` (OpenAI chat, JSON and SSE): rate limited, recorded
+:mod:`.embeddings`     ``POST /v1/embeddings`` (vectors, float or base64): rate limited, recorded
+:mod:`.responses_api`  ``POST /v1/responses`` (OpenAI Responses: JSON or typed SSE events, function calls,
+                       ``text.format``): rate limited, recorded
+:mod:`.info`           ``/health``, ``/stats``, ``/events``, ``/v1/models[/{id}]``: read-only, not recorded
+=====================  ==================================================================================
 
 Every response carries ``x-request-id``, ``openai-processing-ms`` and ``openai-version``
 (:func:`~mock_server.asgi.service_headers`): a limited route sets them itself (its id is the one its events
@@ -59,6 +61,7 @@ from ..state import ServerState
 from .chat import CHAT_PATH, ChatCompletions
 from .embeddings import EMBEDDINGS_PATH, Embeddings
 from .info import MODELS_PATH, Info
+from .responses_api import RESPONSES_PATH, Responses
 
 __all__ = ["CHAT_PATH", "EMBEDDINGS_PATH", "Handler", "Route", "Router", "build_router"]
 
@@ -138,6 +141,7 @@ def build_router(state: ServerState) -> Router:
     # The limited routes check the method themselves, so that a wrong one is recorded as an event too.
     router.add(CHAT_PATH, ChatCompletions(state), methods=None, own_headers=True)
     router.add(EMBEDDINGS_PATH, Embeddings(state), methods=None, own_headers=True)
+    router.add(RESPONSES_PATH, Responses(state), methods=None, own_headers=True)
 
     info = Info(state)
     router.add("/health", info.health, methods=_READ)
