@@ -57,8 +57,19 @@ def is_int(value: object) -> TypeGuard[int]:
 
 
 def is_real(value: object) -> TypeGuard[float]:
-    """A finite ``int`` or ``float`` that is not a ``bool`` (NaN and infinities are not amounts)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite ``int`` or ``float`` that is not a ``bool`` (NaN and infinities are not amounts).
+
+    An ``int`` counts up to 2**53, the largest a float holds exactly: JSON allows ``10**400``, and
+    ``math.isfinite`` would raise ``OverflowError`` on it (a 500) instead of saying no (a 400).
+
+    >>> is_real(3), is_real(2.5), is_real(True), is_real(float("nan")), is_real(10**400)
+    (True, True, False, False, False)
+    """
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) <= 2**53
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def describe(

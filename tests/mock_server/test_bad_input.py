@@ -107,6 +107,14 @@ def test_malformed_requests_get_400(content: bytes, code: str, param: str | None
     assert_openai_error(r, 400, code, param)
 
 
+@pytest.mark.parametrize("field", ["max_tokens", "n"])
+def test_numbers_too_big_for_a_float_are_a_400_not_a_500(field: str) -> None:
+    # JSON has no size limit on numbers; 10**400 once reached math.isfinite and raised OverflowError.
+    content = json.dumps(chat()).encode()[:-1] + f', "{field}": {10**400}}}'.encode()
+    r = send_raw(instant(), content, **{"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["param"] == field
+
+
 def test_unknown_model_is_404() -> None:
     r = send_raw(instant(), json.dumps(chat(model="gpt-99")).encode())
     assert_openai_error(r, 404, "model_not_found")
