@@ -85,7 +85,7 @@ def test_spans_follow_each_request() -> None:
 
 
 def test_summary_of_a_client_run() -> None:
-    summary = client_run().summary(limit_per_minute=30)
+    summary = client_run().summary(limit_per_minute=30, window=2.0)
     assert (summary.requests, summary.completed, summary.failed, summary.rate_limited, summary.retries) == (
         3,
         2,
@@ -93,17 +93,75 @@ def test_summary_of_a_client_run() -> None:
         1,
         1,
     )
-    assert summary.makespan == 4.0
-    assert summary.achieved_per_minute == 15.0  # 2 completions, 1 interval of 4 s
-    assert summary.utilisation == 0.5
+    # The run is over when r3 gives up at 6 s, not at the last success (4 s).
+    assert summary.makespan == 6.0
+    assert summary.achieved_per_minute == 20.0  # 2 completed in 6 s
+    # 30/min over 2 s: a burst of 1, then 0.5/s -> 1 x (1 + 6 / 2) = 4 allowed in the makespan; 2 used.
+    assert (summary.binding, summary.used, summary.allowed, summary.utilisation) == (
+        "requests",
+        2.0,
+        4.0,
+        0.5,
+    )
     assert summary.wait_p50 == 2.0 and summary.wait_max == 4.0
-    assert "429s 1" in str(summary) and "(50.0%)" in str(summary)
+    assert (
+        "429s 1" in str(summary)
+        and "used 2 of the 4 requests a 30/min limit" in str(summary)
+        and "50.0%" in str(summary)
+    )
+
+
+def test_makespan_runs_to_the_last_request_to_give_up() -> None:
+    # Five successes early, twenty-five failures at 210 s: the run lasted 210 s, not 1.7.
+    events = [ev(0.0, "sent", f"ok{i}") for i in range(5)] + [ev(1.7, "done", f"ok{i}") for i in range(5)]
+    events += [ev(0.0, "sent", f"lost{i}") for i in range(25)] + [
+        ev(210.0, "failed", f"lost{i}") for i in range(25)
+    ]
+    summary = Trace(sorted(events, key=lambda e: e.t)).summary(60)
+    assert summary.makespan == 210.0 and summary.completed == 5 and summary.failed == 25
+    assert summary.achieved_per_minute == pytest.approx(5 / 210 * 60)
+
+
+def test_a_short_burst_is_a_high_rate_but_a_small_share_of_the_limit() -> None:
+    # 12 done in 0.39 s against 600/min: 1,846/min achieved, yet 12 of the ~604 the limit allowed.
+    trace = Trace(
+        [ev(0.0, "sent", f"r{i}") for i in range(12)] + [ev(0.39, "done", f"r{i}") for i in range(12)]
+    )
+    summary = trace.summary(600)
+    assert summary.achieved_per_minute == pytest.approx(12 / 0.39 * 60)
+    assert summary.allowed == pytest.approx(600 * (1 + 0.39 / 60))
+    assert summary.utilisation is not None and summary.utilisation < 0.025
+
+
+def test_summary_takes_the_limits_from_the_servers_meta_and_finds_the_binding_one() -> None:
+    events = []
+    for i in range(10):
+        events += [ev(float(i), "sent", f"r{i}"), Event(float(i), "accepted", "server", f"r{i}", 1_000)]
+        events.append(ev(i + 0.5, "done", f"r{i}"))
+    trace = Trace(events, meta={"server": {"rpm": 60, "tpm": 20_000, "window": 10}})
+    summary = trace.summary()
+    assert (summary.limit_per_minute, summary.tokens_per_minute, summary.window) == (60.0, 20_000.0, 10.0)
+    # 9.5 s: requests 10 of 10 x 1.95 = 19.5; tokens 10,000 of 3,333 x 1.95 = 6,500 -> tokens bind, over 100 %
+    assert summary.binding == "tokens" and summary.used == 10_000
+    assert summary.utilisation == pytest.approx(10_000 / (20_000 / 6 * (1 + 9.5 / 10)))
+    # Explicit limits win over meta; no limit at all gives no utilisation.
+    assert trace.summary(30).limit_per_minute == 30.0
+    assert Trace(events).summary().utilisation is None
+
+
+def test_summary_refuses_nonsense_limits() -> None:
+    with pytest.raises(ValueError, match="limit_per_minute"):
+        client_run().summary(0)
+    with pytest.raises(ValueError, match="window"):
+        client_run().summary(60, window=-1)
 
 
 def test_summary_of_bare_limiter_grants() -> None:
     trace = Trace([ev(float(t), "granted", f"r{t}", "bucket", waited=float(t)) for t in range(5)])
-    summary = trace.summary()
-    assert summary.completed == 5 and summary.makespan == 4.0 and summary.achieved_per_minute == 60.0
+    summary = trace.summary(60, window=1.0)
+    # 5 grants in 4 s is 75/min, and exactly what 1 per second with a burst of 1 allows (1 + 4).
+    assert summary.completed == 5 and summary.makespan == 4.0 and summary.achieved_per_minute == 75.0
+    assert summary.utilisation == 1.0
     assert Trace().summary().completed == 0
 
 

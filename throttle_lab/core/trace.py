@@ -36,6 +36,13 @@ __all__ = ["Span", "Summary", "Trace", "percentile"]
 _END_KINDS = {Kind.DONE, Kind.FAILED, Kind.CANCELLED, Kind.REJECTED}
 
 
+def _number(value: object) -> float | None:
+    """A limit from ``meta`` as a float, or ``None`` (absent, ``None``, a bool, not a number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) by linear interpolation; ``nan`` for no values."""
     if not 0 <= q <= 100:
@@ -76,7 +83,28 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """The headline numbers of a run (see :meth:`Trace.summary`)."""
+    """The headline numbers of a run, each defined once (see :meth:`Trace.summary`).
+
+    ``makespan``
+        From the trace's first event (the first arrival) to the moment the last request *finished*,
+        completed or given up.  A run whose last 25 requests fail at 210 s has a makespan of 210 s, even
+        if its last success came at 1.7 s.
+    ``achieved_per_minute``
+        Completed requests per minute of makespan: 12 done in 0.39 s is 1,846/min.  It is a fact about
+        the run, not about the limit: over a span shorter than the limit's window it includes the burst
+        the limit lets through at the start, so it can be far above the per-minute limit without any
+        limit being broken.
+    ``utilisation``
+        The share of what the *binding* limit allowed over the makespan that the run used.  A limit of
+        ``L`` per ``window`` seconds lets at most ``L × (1 + makespan / window)`` through in the makespan
+        (a full window's worth at the start, then its steady rate), so against a server that keeps its
+        limit this is at most 100 %; a run that stayed well behind the limit shows how much it left
+        unused.  Requests count completions; tokens count what the server charged for the requests
+        that completed.  ``None`` when no limit is known.
+
+    ``allowed`` and ``used`` are the two sides of the binding limit's share, in ``binding`` units
+    (``"requests"`` or ``"tokens"``).
+    """
 
     requests: int
     completed: int
@@ -87,11 +115,16 @@ class Summary:
     makespan: float
     achieved_per_minute: float
     limit_per_minute: float | None
-    utilisation: float | None  # achieved / limit
+    utilisation: float | None  # used / allowed, for the binding limit
     wait_p50: float
     wait_p90: float
     wait_p99: float
     wait_max: float
+    tokens_per_minute: float | None = None
+    window: float = 60.0
+    binding: str | None = None  # "requests" or "tokens": the limit the utilisation is about
+    used: float | None = None
+    allowed: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,16 +133,42 @@ class Summary:
         lines = [
             f"requests {self.requests}: completed {self.completed}, failed {self.failed}, "
             f"rejected {self.rejected}; 429s {self.rate_limited}, retries {self.retries}",
-            f"makespan {self.makespan:.2f} s, achieved {self.achieved_per_minute:.1f}/min"
-            + (
-                f" of {self.limit_per_minute:g}/min ({self.utilisation:.1%})"
-                if self.limit_per_minute is not None and self.utilisation is not None
-                else ""
-            ),
-            f"wait p50 {self.wait_p50:.2f} s, p90 {self.wait_p90:.2f} s, p99 {self.wait_p99:.2f} s, "
-            f"max {self.wait_max:.2f} s",
+            f"makespan {self.makespan:.2f} s, achieved {self.achieved_per_minute:.1f}/min",
         ]
+        if self.utilisation is not None and self.used is not None and self.allowed is not None:
+            limit = self.limit_per_minute if self.binding == "requests" else self.tokens_per_minute
+            unit = "requests" if self.binding == "requests" else "tokens"
+            lines.append(
+                f"utilisation {self.utilisation:.1%}: used {self.used:,.0f} of the "
+                f"{self.allowed:,.0f} {unit} a {limit:,g}/min limit ({self.window:g} s window) "
+                f"allows in {self.makespan:.2f} s"
+            )
+        lines.append(
+            f"wait p50 {self.wait_p50:.2f} s, p90 {self.wait_p90:.2f} s, p99 {self.wait_p99:.2f} s, "
+            f"max {self.wait_max:.2f} s"
+        )
         return "\n".join(lines)
+
+
+def allowed_by_limit(per_minute: float, window: float, span: float) -> float:
+    """The most a limit of ``per_minute`` (enforced over ``window`` seconds) lets through in ``span`` s.
+
+    A window's worth at once, then the steady rate: ``per_minute × window / 60 × (1 + span / window)``.
+    That is exact for a token bucket that starts full (capacity one window's worth) and an upper bound
+    for a sliding window; a fixed window can let twice its limit through across a boundary, which is
+    why lesson 04 calls that a flaw.
+
+    >>> allowed_by_limit(60, 60, 120)  # a bucket of 60 at once, then 1 a second for two minutes
+    180.0
+    >>> allowed_by_limit(60, 10, 120)  # the same rate enforced over 10 s: a burst of only 10
+    130.0
+    """
+    if not per_minute > 0 or not window > 0 or not span >= 0:
+        raise ValueError(
+            f"need a positive limit and window and a span >= 0, got {per_minute!r}/min, "
+            f"window {window!r} s, span {span!r} s"
+        )
+    return per_minute * window / 60.0 * (1.0 + span / window)
 
 
 class Trace(Sequence[Event]):
@@ -322,25 +381,65 @@ class Trace(Sequence[Event]):
                 span["outcome"] = str(kind)
         return [Span(**fields) for fields in building.values()]
 
-    def summary(self, limit_per_minute: float | None = None) -> Summary:
-        """Headline numbers.  ``limit_per_minute`` (the binding limit) adds utilisation = achieved / limit.
+    def summary(
+        self,
+        limit_per_minute: float | None = None,
+        *,
+        tokens_per_minute: float | None = None,
+        window: float | None = None,
+    ) -> Summary:
+        """Headline numbers: counts, makespan, achieved rate, utilisation of the binding limit, waits.
 
-        "Completed" counts ``done`` events; a trace of bare limiters (no client) counts grants instead.
-        The achieved rate is completions per minute over the makespan (first event to last completion).
+        Every figure is defined once, in :class:`Summary`.  The limits default to the server's, from
+        ``meta["server"]`` (``rpm``, ``tpm``, ``window``: what the experiments record); pass them to
+        measure against another limit.  "Completed" counts ``done`` events; a trace of bare limiters (no
+        client) counts grants instead, and its makespan runs to its last event (a release, say).
+
+        >>> from throttle_lab import Event, Trace
+        >>> run = Trace([Event(0.0, "sent", "client", "a"), Event(0.0, "sent", "client", "b"),
+        ...              Event(1.0, "done", "client", "a"), Event(2.0, "failed", "client", "b")],
+        ...             meta={"server": {"rpm": 60, "window": 10}})
+        >>> s = run.summary()
+        >>> s.makespan, s.achieved_per_minute, s.allowed, s.utilisation   # 1 done; 10 + 2 allowed
+        (2.0, 30.0, 12.0, 0.08333333333333333)
         """
+        server = self.meta.get("server")
+        server = server if isinstance(server, Mapping) else {}
+        if limit_per_minute is None:
+            limit_per_minute = _number(server.get("rpm"))
+        if tokens_per_minute is None:
+            tokens_per_minute = _number(server.get("tpm"))
+        if window is None:
+            window = _number(server.get("window")) or 60.0
+        for name, value in (("limit_per_minute", limit_per_minute), ("tokens_per_minute", tokens_per_minute)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive (or None for no limit), got {value!r}")
+        if not window > 0:
+            raise ValueError(f"window must be positive, got {window!r}")
+
         done = self.filter(Kind.DONE)
         client_trace = len(done) > 0 or self.count(Kind.SENT) > 0
         finished = done if client_trace else self.filter(Kind.GRANTED)
         completed = len(finished)
         start = self.start if self._events else 0.0
-        last = finished[-1].t if completed else start
-        makespan = max(0.0, last - start) if completed else 0.0
-        if completed > 1 and makespan > 0:
-            # n completions spread over the makespan: n - 1 intervals, so rate = (n - 1) / makespan.
-            # (Counting n over the makespan would credit a burst of n at t=0 with an infinite rate.)
-            achieved = (completed - 1) / makespan * 60.0
-        else:
-            achieved = 0.0
+        # Finished = completed or given up: a run is not over while requests are still failing.  Bare
+        # limiters say no more than when they granted and released, so their run ends at the last event.
+        endings = self.filter((Kind.DONE, Kind.FAILED)) if client_trace else self
+        makespan = max(0.0, max(e.t for e in endings) - start) if completed and len(endings) else 0.0
+        achieved = completed / makespan * 60.0 if makespan > 0 else 0.0
+
+        shares: list[tuple[float, str, float, float]] = []
+        if completed and limit_per_minute is not None:
+            allowed = allowed_by_limit(limit_per_minute, window, makespan)
+            shares.append((completed / allowed, "requests", float(completed), allowed))
+        tokens = self._tokens_completed(finished) if completed and tokens_per_minute is not None else None
+        if tokens is not None and tokens_per_minute is not None:
+            allowed = allowed_by_limit(tokens_per_minute, window, makespan)
+            shares.append((tokens / allowed, "tokens", tokens, allowed))
+        binding = max(shares) if shares else None
+        if binding is None and limit_per_minute is not None:
+            binding = (0.0, "requests", 0.0, allowed_by_limit(limit_per_minute, window, makespan))
+
         waits = [
             float(event.detail["waited"]) for event in self.filter(Kind.GRANTED) if "waited" in event.detail
         ]
@@ -358,12 +457,29 @@ class Trace(Sequence[Event]):
             makespan=makespan,
             achieved_per_minute=achieved,
             limit_per_minute=limit_per_minute,
-            utilisation=None if not limit_per_minute else achieved / limit_per_minute,
+            utilisation=None if binding is None else binding[0],
             wait_p50=percentile(waits, 50) if waits else 0.0,
             wait_p90=percentile(waits, 90) if waits else 0.0,
             wait_p99=percentile(waits, 99) if waits else 0.0,
             wait_max=max(waits) if waits else 0.0,
+            tokens_per_minute=tokens_per_minute,
+            window=window,
+            binding=None if binding is None else binding[1],
+            used=None if binding is None else binding[2],
+            allowed=None if binding is None else binding[3],
         )
+
+    def _tokens_completed(self, finished: Trace) -> float | None:
+        """Tokens the server charged for the requests that completed (``None``: no server events).
+
+        A request tried several times was charged at each admission; every charge counts, since each
+        one used the budget.
+        """
+        accepted = self.filter(Kind.ACCEPTED, source="server")
+        if not len(accepted):
+            return None
+        completed = {event.request for event in finished}
+        return float(sum(event.weight for event in accepted if event.request in completed))
 
     # -- export ------------------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:

@@ -50,8 +50,10 @@ LATENCY = 2.0
 """Seconds every request takes (no spread)."""
 REQUESTS = 240
 """Requests in the workload, all waiting from the start."""
-MIN_UTILISATION = 0.9
-"""The share of the limit the run must use once it is under way."""
+MIN_UTILISATION = 0.85
+"""The share of what the limit allowed over the run that the run must use (``Trace.summary``'s
+utilisation).  The limit allows a bucketful at the start on top of its rate, which a semaphore cannot
+use, so the best cap reaches 88-96 % here, and one fewer in flight 48-80 %."""
 OTHER_SCENARIOS: tuple[tuple[int, float], ...] = ((60, 4.0), (120, 1.0), (72, 9.0))
 """``(limit_rpm, latency)`` pairs a *function* answer is also tried on.  In the last one, rate x latency is
 not a whole number (1.2 per second x 9 s = 10.8): rounding up or to the nearest sends too fast."""
@@ -102,11 +104,12 @@ def littles_law_rpm(max_concurrent: float, latency: float) -> float:
 
 
 def completed_per_minute(trace: Trace) -> float:
-    """Completed requests per minute: how many completed, over the time of the last completion."""
-    done = trace.filter(kind="done", source="client")
-    if not len(done) or done[-1].t <= trace.start:
-        return 0.0
-    return len(done) / (done[-1].t - trace.start) * 60.0
+    """Completed requests per minute of makespan: :meth:`Trace.summary`'s achieved rate, by its name here.
+
+    The makespan runs to the last request to finish, given up or not, so 19 completed of 120 while the
+    rest fail for a minute is a low rate, not the rate of the 19 alone.
+    """
+    return trace.summary().achieved_per_minute
 
 
 def _valid(value: Any) -> bool:
