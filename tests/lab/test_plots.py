@@ -14,16 +14,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from matplotlib.axes import Axes
-from matplotlib.collections import LineCollection
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection, PathCollection, PolyCollection
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 from numpy.typing import NDArray
 
 from mock_server import ServerConfig
-from throttle_lab import Event, TokenBucket, Trace, record, request_scope, run
+from throttle_lab import Event, SlidingWindowLog, TokenBucket, Trace, record, request_scope, run
 from throttle_lab.lab import plots
-from throttle_lab.lab.experiments import Workload, compare, simulate
+from throttle_lab.lab.experiments import ClientStack, Design, Workload, compare, simulate
+from throttle_lab.lab.plots.drawing import count_labels, limit_labels
 
 matplotlib.use("Agg")
 
@@ -100,6 +105,91 @@ def ys(line: Line2D) -> NDArray[np.float64]:
     return np.asarray(line.get_ydata(), dtype=float)
 
 
+def scatter_labelled(ax: Axes, label: str) -> NDArray[np.float64]:
+    """The points of the scatter drawn for the legend entry ``label`` (matched by its marker and colour)."""
+    legend = ax.get_legend()
+    assert legend is not None, "no legend"
+    for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
+        if text.get_text() == label:
+            assert isinstance(handle, Line2D)
+            (points,) = [drawn for drawn in drawn_for(ax, handle) if isinstance(drawn, np.ndarray)]
+            return points
+    raise AssertionError(f"no legend entry {label!r}")
+
+
+def drawn_for(ax: Axes, handle: Line2D) -> list[Any]:
+    """What on ``ax`` (and its twins) a legend handle stands for, with data: offsets, segments, lines."""
+    colour = to_rgba(str(handle.get_color()))
+    marker = handle.get_marker()
+    found: list[Any] = []
+    for axes in ax.figure.axes if ax.figure is not None else [ax]:
+        if axes.get_position().bounds != ax.get_position().bounds:
+            continue
+        for artist in axes.collections:
+            colours = [to_rgba(c) for c in (*artist.get_facecolor(), *artist.get_edgecolor())]
+            if colour not in colours:
+                continue
+            if isinstance(artist, LineCollection):
+                if marker in ("None", "none", "", None) and artist.get_segments():
+                    found.append(artist.get_segments())
+            elif isinstance(artist, PathCollection) and len(artist.get_offsets()):
+                found.append(np.asarray(artist.get_offsets(), dtype=float))
+            elif isinstance(artist, PolyCollection) and artist.get_paths():
+                found.append(artist.get_paths())
+        for line in axes.get_lines():
+            if line.get_label() == handle.get_label() and len(line.get_xdata()):
+                found.append(line)
+    return found
+
+
+def assert_legend_matches_drawing(ax: Axes) -> None:
+    """Every legend entry stands for something drawn, with data (no entry for a thing never drawn)."""
+    legend = ax.get_legend()
+    assert legend is not None, "no legend"
+    for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
+        if isinstance(handle, Line2D):
+            assert drawn_for(ax, handle), f"legend entry {text.get_text()!r} has nothing drawn"
+
+
+def extents(artists: list[Any], renderer: Any) -> list[tuple[str, Bbox]]:
+    """The on-screen boxes of the visible, non-empty texts (and other artists) among ``artists``."""
+    boxes = []
+    for artist in artists:
+        if not artist.get_visible() or (isinstance(artist, Text) and not artist.get_text().strip()):
+            continue
+        boxes.append(
+            (
+                str(artist.get_text() if isinstance(artist, Text) else artist),
+                artist.get_window_extent(renderer),
+            )
+        )
+    return boxes
+
+
+def overlapping(
+    boxes: list[tuple[str, Bbox]], others: list[tuple[str, Bbox]] | None = None
+) -> list[tuple[str, str]]:
+    """Pairs of boxes that overlap (by more than a pixel): within ``boxes``, or between it and ``others``."""
+    pairs = []
+    for i, (name, box) in enumerate(boxes):
+        for other, obox in others if others is not None else boxes[i + 1 :]:
+            if box is obox:
+                continue
+            if (
+                min(box.x1, obox.x1) - max(box.x0, obox.x0) > 1
+                and min(box.y1, obox.y1) - max(box.y0, obox.y0) > 1
+            ):
+                pairs.append((name, other))
+    return pairs
+
+
+def renderer_of(fig: Figure) -> Any:
+    """Draw the figure (layout included) and return the Agg renderer that measured it."""
+    assert isinstance(fig.canvas, FigureCanvasAgg)
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
 def line_labelled(ax: Axes, prefix: str) -> Line2D:
     for line in ax.get_lines():
         if str(line.get_label()).startswith(prefix):
@@ -121,7 +211,10 @@ def test_timeline_draws_every_attempt_and_marks_429s_retries_and_give_ups(articl
     segments = sum(len(c.get_segments()) for c in ax.collections if isinstance(c, LineCollection))
     attempts = article.count("sent", "client")
     retries = article.count("retry", "client")
-    assert segments >= attempts + retries
+    # Every attempt is drawn: a bar, a dot (answered at once), or -- answered at once with a 429 -- its x.
+    dots = len(scatter_labelled(ax, "answered at once")) if "answered at once" in legend_labels(ax) else 0
+    assert segments + dots + article.count("429", "client") >= attempts + retries
+    assert_legend_matches_drawing(ax)
     # 429 crosses: one per 429 the client saw.
     sizes = [len(np.asarray(c.get_offsets())) for c in ax.collections if not isinstance(c, LineCollection)]
     assert article.count("429", "client") in sizes
@@ -139,15 +232,17 @@ def test_timeline_subsamples_many_requests(throttled: Trace) -> None:
         plots.timeline(throttled, max_rows=0)
 
 
-def test_timeline_of_a_bare_limiter_shows_waiting_and_held() -> None:
+def test_timeline_of_a_bare_limiter_shows_waiting_and_instant_grants() -> None:
     trace = bucket_trace()
     ax = plots.timeline(trace)
-    assert "held" in legend_labels(ax)
-    assert "waiting (queued)" in legend_labels(ax)
-    # A bucket holds nothing: each grant is an instant, and the waits end at the grants (1 s apart).
-    waiting, held = (c for c in ax.collections if isinstance(c, LineCollection))
+    # A bucket holds nothing: each grant is an instant (a dot, not an invisible bar), and the waits end at
+    # the grants (1 s apart).
+    assert legend_labels(ax) == ["waiting (queued)", "granted (holds nothing)"]
+    (waiting,) = (c for c in ax.collections if isinstance(c, LineCollection))
     assert [round(seg[1][0] - seg[0][0], 6) for seg in waiting.get_segments()] == [1.0, 2.0, 3.0]
-    assert all(seg[1][0] - seg[0][0] < 1e-6 for seg in held.get_segments())
+    dots = scatter_labelled(ax, "granted (holds nothing)")
+    np.testing.assert_allclose(dots, [[0.0, 0], [0.0, 1], [1.0, 2], [2.0, 3], [3.0, 4]], atol=1e-9)
+    assert_legend_matches_drawing(ax)
     flying = line_labelled(plots.in_flight(trace), "held")
     assert np.max(ys(flying)) == 0
 
@@ -195,7 +290,7 @@ def test_rates_explicit_limits_and_window(article: Trace) -> None:
         plots.rates(article, window=0)
 
 
-def test_rates_tokens_on_a_twin_axis_scaled_so_the_limits_coincide(throttled: Trace) -> None:
+def test_rates_tokens_on_a_twin_axis(throttled: Trace) -> None:
     ax = plots.rates(throttled)
     twins = [other for other in ax.figure.axes if other is not ax]
     assert len(twins) == 1
@@ -203,8 +298,10 @@ def test_rates_tokens_on_a_twin_axis_scaled_so_the_limits_coincide(throttled: Tr
     assert twin.get_ylabel() == "tokens / min"
     tpm_line = line_labelled(twin, "limit 20,000 tpm")
     assert set(ys(tpm_line)) == {20_000}
-    # Both limit lines sit at the same height: the axes are scaled by tpm / rpm.
-    assert twin.get_ylim()[1] / ax.get_ylim()[1] == pytest.approx(20_000 / 60)
+    # Asked for, both limit lines sit at the same height: the axes are scaled by tpm / rpm.
+    aligned = plots.rates(throttled, align_limits=True)
+    (aligned_twin,) = [other for other in aligned.figure.axes if other is not aligned]
+    assert aligned_twin.get_ylim()[1] / aligned.get_ylim()[1] == pytest.approx(20_000 / 60)
     assert "tokens / min (right)" in legend_labels(ax)
     # No tokens limit known: no tokens line unless asked for.
     assert len(plots.rates(simulate("throttler", Workload(requests=5))).figure.axes) == 1
@@ -324,6 +421,205 @@ def test_race_from_a_comparison_lists_and_mappings() -> None:
     assert "throttler: requests" in [ax.get_title() for ax in as_list.axes]
     as_dict = plots.race({"mine": comparison.traces["throttler"]})
     assert "mine: rates" in [ax.get_title() for ax in as_dict.axes]
+
+
+# ---------------------------------------------------------------------------------------------- at a glance
+# What a learner found hard to read (issue #12, section 5), each checked on what is drawn, not on pixels.
+
+
+def window_trace(limiter: Callable[[], Any], arrivals: list[float]) -> Trace:
+    """A bare limiter (no client): one caller per arrival time, each acquiring once (as lesson 04 does)."""
+
+    async def main() -> None:
+        limit = limiter()
+        loop = asyncio.get_running_loop()
+        tasks = []
+
+        async def caller(i: int) -> None:
+            with request_scope(f"r{i:02}"):
+                await limit.acquire()
+
+        for i, at in enumerate(arrivals):
+            if at > loop.time():
+                await asyncio.sleep(at - loop.time())
+            tasks.append(asyncio.create_task(caller(i)))
+        await asyncio.gather(*tasks)
+
+    with record() as trace:
+        run(main())
+    return trace
+
+
+def test_instant_grants_are_drawn_and_the_legend_lists_only_what_is_drawn() -> None:
+    # Lessons 03 and 04: requests granted at once had empty rows, and a "held" entry stood for nothing.
+    for trace in (
+        window_trace(lambda: TokenBucket(rate=2.0, capacity=5), [0.0] * 12 + [8.0] * 8),
+        window_trace(lambda: SlidingWindowLog(10, 10.0), [9.0] * 20),
+    ):
+        ax = plots.timeline(trace)
+        dots = scatter_labelled(ax, "granted (holds nothing)")
+        grants = {e.request: e.t for e in trace if e.kind == "granted"}
+        rows = [str(label.get_text()) for label in ax.get_yticklabels()]
+        drawn = {rows[round(float(y))]: t for t, y in dots}
+        assert drawn == pytest.approx(grants), "one dot per grant, on its request's row, at its time"
+        assert "held" not in legend_labels(ax)  # nothing is held, so nothing says so
+        assert_legend_matches_drawing(ax)
+    # A client whose answer came back at once: a dot too (and a 429 at once keeps its x, without a dot).
+    answered = Trace(
+        [
+            Event(0.0, "sent", "client", "a"),
+            Event(0.0, "response", "client", "a", detail={"status": 200}),
+            Event(0.0, "done", "client", "a"),
+            Event(0.0, "sent", "client", "b"),
+            Event(0.0, "response", "client", "b", detail={"status": 429}),
+            Event(0.0, "429", "client", "b"),
+            Event(0.0, "failed", "client", "b"),
+            Event(1.0, "sent", "client", "c"),
+            Event(3.0, "response", "client", "c", detail={"status": 200}),
+            Event(3.0, "done", "client", "c"),
+        ]
+    )
+    ax = plots.timeline(answered)
+    np.testing.assert_allclose(scatter_labelled(ax, "answered at once"), [[0.0, 0]])
+    assert {"in flight", "answered at once", "429 answer", "gave up"} <= set(legend_labels(ax))
+    assert_legend_matches_drawing(ax)
+
+
+def test_429s_close_together_are_counted_instead_of_piling_up() -> None:
+    # Lessons 01 and 06: hundreds of 429 crosses merged into one solid band.
+    events = [Event(0.0, "sent", "client", "first")]
+    for i in range(400):
+        t = 5.0 + i * 0.25
+        events += [Event(t, "sent", "client", i), Event(t, "429", "client", i)]
+    events += [Event(150.0, "sent", "client", "last"), Event(150.0, "429", "client", "last")]
+    ax = plots.rates(Trace(events), window=10)
+    rug = line_labelled(ax, "429 (401)")
+    renderer = renderer_of(ax.figure)
+    crosses = ax.transData.transform(np.column_stack([xs(rug), np.zeros(len(xs(rug)))]))[:, 0]
+    cross_px = rug.get_markersize() * ax.figure.dpi / 72.0
+    assert np.all(np.diff(crosses) >= cross_px), "no two crosses overlap"
+    numbers = count_labels(ax)
+    singles = len(xs(rug)) - len(numbers)
+    assert sum(int(text.get_text()) for text in numbers) + singles == 401, "the numbers add up to every 429"
+    assert not overlapping(extents(list(numbers), renderer)), "no two numbers overlap"
+    assert 150.0 in xs(rug), "a lone 429 keeps its exact time"
+    assert len(xs(rug)) < 60, "a handful of marks, whatever the number of 429s"
+
+
+def test_rates_with_rpm_and_tpm_keep_the_two_limits_apart_labelled_and_the_legend_off_the_axis(
+    throttled: Trace,
+) -> None:
+    # Lesson 05: the two limit lines landed on one pixel row, and the legend covered the right-hand axis.
+    for trace in (throttled, simulate("throttler", Workload(requests=60), {"rpm": 60, "tpm": 3_000})):
+        ax = plots.rates(trace)
+        (twin,) = [other for other in ax.figure.axes if other is not ax]
+        rpm_line, tpm_line = line_labelled(ax, "limit "), line_labelled(twin, "limit ")
+        renderer = renderer_of(ax.figure)
+        rpm_y = ax.transData.transform((0.0, ys(rpm_line)[0]))[1]
+        tpm_y = twin.transData.transform((0.0, ys(tpm_line)[0]))[1]
+        assert abs(rpm_y - tpm_y) >= 0.1 * ax.bbox.height, "the limits sit on different rows"
+        assert rpm_line.get_linestyle() != tpm_line.get_linestyle()
+        assert to_rgba(str(rpm_line.get_color())) != to_rgba(str(tpm_line.get_color()))
+        written = {text.get_text() for text in (*limit_labels(ax), *limit_labels(twin)) if text.get_visible()}
+        assert any("rpm" in text for text in written) and any("tpm" in text for text in written)
+        legend = ax.get_legend()
+        assert legend is not None
+        right_axis = extents([*twin.get_yticklabels(), twin.yaxis.label], renderer)
+        assert not overlapping([("legend", legend.get_window_extent(renderer))], right_axis)
+
+
+def visible_labels(fig: Figure, renderer: Any) -> tuple[list[tuple[str, Bbox]], list[tuple[str, Bbox]]]:
+    """Every y-axis label, and every y tick label, of every panel of ``fig``, as on-screen boxes."""
+    labels = extents([ax.yaxis.label for ax in fig.axes], renderer)
+    ticks = [box for ax in fig.axes for box in extents(list(ax.get_yticklabels()), renderer)]
+    return labels, ticks
+
+
+def test_race_labels_and_legends_never_overlap() -> None:
+    # Lesson 05's race lab (run_race draws plots.race): y labels ran into each other and into the legend.
+    server = {"rpm": 120, "tpm": 10_000, "window": 10}
+    for requests in (20, 150):
+        fig = plots.race(compare(["article", "throttler"], Workload(requests=requests), server))
+        renderer = renderer_of(fig)
+        labels, ticks = visible_labels(fig, renderer)
+        assert len(labels) >= 6  # two timelines, two rates panels, two tokens axes
+        assert not overlapping(labels), "y-axis labels overlap"
+        assert not overlapping(labels, ticks), "a y-axis label overlaps tick labels"
+        for ax in fig.axes:
+            assert not overlapping(extents(list(ax.get_yticklabels()), renderer)), ax.get_title()
+        legends = [
+            ("legend", legend.get_window_extent(renderer)) for ax in fig.axes if (legend := ax.get_legend())
+        ]
+        assert len(legends) == 2
+        assert not overlapping(legends, labels + ticks), "a legend covers an axis"
+        # The rates panels share one request scale and keep their two limits apart on it.
+        for ax in fig.axes:
+            if ax.get_title().endswith("rates"):
+                twin = plots.drawing.twin_of(ax)
+                assert twin is not None
+                rpm_y = ax.transData.transform((0.0, 120.0))[1]
+                tpm_y = twin.transData.transform((0.0, 10_000.0))[1]
+                assert abs(rpm_y - tpm_y) >= 0.1 * ax.bbox.height
+        plt.close(fig)
+
+
+def test_a_limit_stays_visible_when_the_data_runs_exactly_along_it() -> None:
+    # Lesson 04: a sliding log sends exactly its limit, and its line hid the limit line.
+    design = Design("sliding log", lambda: ClientStack(limiter=SlidingWindowLog(10, 10.0)))
+    trace = simulate(
+        design,
+        Workload(requests=60, arrival="bursts", burst_size=20, per_minute=48),
+        {"rpm": 60, "window": 10},
+    )
+    ax = plots.rates(trace, window=10)
+    sent, limit = line_labelled(ax, "sent"), line_labelled(ax, "limit 60 rpm")
+    assert np.max(ys(sent)) == 60, "the data does run along the limit"
+    assert_limit_on_top(ax, limit, data=[line for line in ax.get_lines() if line is not limit])
+    # The limiter's own level, against its limit, in the level plot.
+    bare = window_trace(lambda: SlidingWindowLog(10, 10.0), [0.0] * 25)
+    level = plots.level(bare, limit=10)
+    in_window = line_labelled(level, "in window")
+    assert np.max(ys(in_window)) == 10
+    assert_limit_on_top(level, line_labelled(level, "limit 10"), data=[in_window])
+    # And the in-flight count of a client that fills its slots, against its cap.
+    flying = plots.in_flight(
+        simulate("throttler", Workload(requests=30), {"rpm": 600}, max_concurrent=3), cap=3
+    )
+    assert_limit_on_top(flying, line_labelled(flying, "cap 3"), data=[line_labelled(flying, "in flight")])
+
+
+def assert_limit_on_top(ax: Axes, limit: Line2D, data: list[Line2D]) -> None:
+    """The limit is drawn above the data, in its own style, over a wider band, its value written on it."""
+    value = ys(limit)[0]
+    for line in data:
+        if str(line.get_label()).startswith("_"):
+            continue  # the limit's own band
+        assert limit.get_zorder() > line.get_zorder(), line.get_label()
+        assert limit.get_linestyle() != line.get_linestyle() or limit.get_color() != line.get_color()
+    bands = [
+        line for line in ax.get_lines() if str(line.get_label()).startswith("_") and set(ys(line)) == {value}
+    ]
+    assert bands and all(band.get_linewidth() > limit.get_linewidth() + 3 for band in bands)
+    assert all(band.get_zorder() < limit.get_zorder() for band in bands)
+    (text,) = [text for text in limit_labels(ax) if text.get_position()[1] == value]
+    assert text.get_visible() and str(limit.get_label()).split(" (")[0] in text.get_text()
+    low, high = ax.get_ylim()
+    assert low <= value < high
+
+
+def test_extra_curves_lie_within_the_chart() -> None:
+    # Lesson 07: the AIMD rate, drawn onto a rates panel after the fact, left the chart's y-range.
+    trace = simulate("throttler", Workload(requests=40, arrival="steady", per_minute=60), {"rpm": 120})
+    history = [(0.5, 240.0), (20.0, 12.0), (30.0, 300.0)]
+    ax = plots.rates(trace, window=10, curves={"AIMD rate": history})
+    curve = line_labelled(ax, "AIMD rate")
+    low, high = ax.get_ylim()
+    assert low <= np.min(ys(curve)) and np.max(ys(curve)) < high
+    assert ys(curve)[-1] == 300.0 and xs(curve)[-1] >= trace.end, "held to the end of the run"
+    start, end = ax.get_xlim()
+    assert start <= np.min(xs(curve)) and np.max(xs(curve)) <= end
+    assert "AIMD rate" in legend_labels(ax)
+    assert_legend_matches_drawing(ax)
 
 
 # ---------------------------------------------------------------------------------------------- edge cases

@@ -19,9 +19,15 @@ figure is made when ``ax`` is None); :func:`dashboard` and :func:`race` return a
 ``show()``: in a notebook with ``%matplotlib inline`` the figure appears at the end of the cell.
 
 Titles say what was run (design, server limits, workload) when the trace's ``meta`` knows it, and colours
-come from the Okabe–Ito palette, which stays distinguishable for colour-blind readers.  Everything is drawn
-with a handful of vectorised artists (line collections, step lines, one scatter per marker kind), so a few
-thousand requests draw in well under a second.
+come from the Okabe–Ito palette, which stays distinguishable for colour-blind readers.  Every picture is
+meant to be read at a glance: limit lines are drawn above the data and labelled where they are (a curve
+running exactly at its limit never hides it), a request granted at once is a dot rather than an empty row,
+429s that would pile up are merged into one cross labelled with how many it stands for, and legends sit
+outside the plot, past any right-hand axis.  Extra curves go on a rates panel with ``curves=`` (an adaptive
+controller's rate, ``{"AIMD rate": [(t, rate * 60) for t, rate in aimd.history]}``), inside its y-limits.
+
+Everything is drawn with a handful of vectorised artists (line collections, step lines, one scatter per
+marker kind), so a few thousand requests draw in well under a second.
 
 Inside the package, each picture has its own module (``timeline``, ``rates``, ``in_flight``, ``level``,
 ``waits``, ``dashboard``, ``race``); they all stand on :mod:`~throttle_lab.lab.plots.model` (a trace read as

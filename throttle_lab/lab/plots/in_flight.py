@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from .drawing import IN_FLIGHT, LIMIT, LIMITED, WAITING, new_axes, outside_legend, panel_title, show_empty
+from .drawing import (
+    IN_FLIGHT,
+    LIMITED,
+    WAITING,
+    limit_line,
+    new_axes,
+    outside_legend,
+    panel_title,
+    show_empty,
+)
 from .model import client_cap, format_number, read_run, server_limit
 
 if TYPE_CHECKING:
@@ -73,15 +82,13 @@ def in_flight(
     top = float(flying.max()) if flying.size else 0.0
     cap = cap if cap is not None else client_cap(trace)
     server_cap = server_limit(trace, "max_concurrent")
+    # Caps above the data and labelled: a client that fills its slots runs exactly along its cap.
     if cap is not None:
-        handles.append(ax.axhline(cap, color=LIMIT, lw=1.3, ls="--", label=f"cap {format_number(cap)}"))
+        handles.append(limit_line(ax, cap, f"cap {format_number(cap)}"))
         top = max(top, cap)
     if server_cap is not None and server_cap != cap:
-        handles.append(
-            ax.axhline(
-                server_cap, color=LIMITED, lw=1.3, ls=":", label=f"server cap {format_number(server_cap)}"
-            )
-        )
+        label = f"server cap {format_number(server_cap)}"
+        handles.append(limit_line(ax, server_cap, label, color=LIMITED, ls=":", side="right"))
         top = max(top, server_cap)
     ax.set_ylim(0, top * 1.12 or 1.0)
     ax.set_xlim(t0, t1)

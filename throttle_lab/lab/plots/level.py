@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .drawing import OKABE_ITO, TOKENS, new_axes, outside_legend, panel_title, show_empty
+from .drawing import OKABE_ITO, TOKENS, limit_line, new_axes, outside_legend, panel_title, show_empty
+from .model import format_number
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -26,7 +27,12 @@ _LEVEL_LABELS = {
 
 
 def level(
-    trace: Trace, source: str | None = None, ax: Axes | None = None, *, title: str | None = None
+    trace: Trace,
+    source: str | None = None,
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    limit: float | None = None,
 ) -> Axes:
     """A limiter's level read at every grant: bucket tokens, window occupancy, slots in use.
 
@@ -35,6 +41,10 @@ def level(
     (default: the first one in the trace that reports a level).  Tokens go on a right-hand axis, so a
     requests bucket and a tokens bucket are both readable.  Each point is the level just after a grant;
     between grants a bucket refills (or a window slides), so read the line as its low points.
+
+    ``limit`` draws the limiter's limit on the left axis (a window's ``max_requests``, a bucket's
+    capacity) -- above the level line, on a pale band and labelled, because a sliding log at its limit runs
+    exactly along it and would otherwise hide it.
     """
     ax = new_axes(ax, (10, 3.5))
     name, series = _level_series(trace, source)
@@ -95,8 +105,12 @@ def level(
         target.set_ylim(min(0.0, *(v for _, v in points)), max(v for _, v in points) * 1.1 or 1.0)
         if twin is ax:
             twin = None
-    if left_keys:
-        values = [v for k in left_keys for _, v in shown[k]]
+    if limit is not None:
+        handles.append(limit_line(ax, limit, f"limit {format_number(limit)}"))
+    if left_keys or limit is not None:
+        # Everything drawn on the left axis fits: its levels, the limit, and tokens when they are alone.
+        keys = left_keys or [k for k in shown if k == "tokens_left"]
+        values = [v for k in keys for _, v in shown[k]] + ([limit] if limit is not None else [])
         ax.set_ylim(min(0.0, *values), max(values) * 1.1 or 1.0)
     ax.set_xlim(trace.start, max(trace.end, trace.start + 1e-3))
     ax.grid(alpha=0.3)

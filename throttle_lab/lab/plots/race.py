@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import matplotlib.pyplot as plt
 
 from ...core.trace import Summary, Trace
-from .drawing import outside_legend, show_empty
+from .drawing import outside_legend, show_empty, twin_of
 from .model import describe, server_limit
-from .rates import rates
+from .rates import keep_limits_apart, rates
 from .timeline import timeline
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ def race(
     design's summary: completed, failed, 429s, retries, makespan, achieved rate and waits.
     """
     traces, summaries, _ = _named_traces(runs)
+    # Every label in the figure stays legible: the timelines shorten their axis label to fit a row, and
+    # the rates' legend goes past the tokens axis of the first row instead of over its numbers.
     n = max(len(traces), 1)
     table_height = 0.3 * (n + 1) + 0.3
     fig = plt.figure(figsize=figsize or (14.0, 2.8 * n + table_height + 0.8), layout="constrained")
@@ -52,6 +54,9 @@ def race(
     shared: Axes | None = None
     rate_axes: list[Axes] = []
     tops: list[float] = []
+    # Rows with a tokens axis and both limits: once the rows share one request scale, their two limit lines
+    # are kept apart again (the shared scale can move the request limit onto the tokens limit).
+    limited: list[tuple[Axes, Axes, float, float]] = []
     legends: tuple[dict[str, Artist], dict[str, Artist]] = ({}, {})
     for row, (name, trace) in enumerate(traces.items()):
         ax_t = fig.add_subplot(grid[row, 0], sharex=shared)
@@ -61,6 +66,10 @@ def race(
         rates(trace, ax_r, window=window, title=f"{name}: rates")
         tops.append(ax_r.get_ylim()[1])
         rate_axes.append(ax_r)
+        twin = twin_of(ax_r)
+        rpm, tpm = server_limit(trace, "rpm"), server_limit(trace, "tpm")
+        if twin is not None and rpm and tpm:
+            limited.append((ax_r, twin, rpm, tpm))
         # One legend per column, holding every mark any row used.
         for ax, seen in ((ax_t, legends[0]), (ax_r, legends[1])):
             legend = ax.get_legend()
@@ -76,9 +85,12 @@ def race(
             ax_t.set_xlabel("")
             ax_r.set_xlabel("")
     assert shared is not None  # there was at least one run
-    for ax, seen in zip((shared, rate_axes[0]), legends, strict=True):
-        outside_legend(ax, list(seen.values()), True)
-    rate_axes[0].set_ylim(0, max(tops))
+    top = max(tops)
+    rate_axes[0].set_ylim(0, top)
+    for ax_r, twin, rpm, tpm in limited:
+        keep_limits_apart(ax_r, twin, rpm, tpm)
+    outside_legend(shared, list(legends[0].values()), True)
+    outside_legend(rate_axes[0], list(legends[1].values()), True, twin=twin_of(rate_axes[0]))
     start = min((t.start for t in traces.values() if len(t)), default=0.0)
     end = max((t.end for t in traces.values() if len(t)), default=1.0)
     span = max(end - start, 1e-3)

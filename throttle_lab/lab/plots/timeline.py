@@ -18,6 +18,8 @@ from .drawing import (
     RETRY_WAIT,
     SERVER,
     WAITING,
+    axes_size_points,
+    font_points,
     new_axes,
     outside_legend,
     panel_title,
@@ -48,8 +50,14 @@ def timeline(
     events (``server=True``), small ticks above each row show when the server saw it arrive (blue) and
     refused it (red ``v``).
 
+    Something that takes no time has no bar to draw: a bucket's grant (it holds nothing), or an answer that
+    came back at once.  Those are a blue dot at their instant instead -- a request granted without waiting
+    is a row with just a dot, never an empty row.  (An attempt answered at once *with a 429* already has
+    its ``x``.)  The legend lists only what the picture shows.
+
     Rows are in order of first appearance, the first at the top.  With more than ``max_rows`` requests an
     evenly spaced subset is drawn (every k-th request), so thousands of requests stay readable and fast.
+    Requests are named on the axis while their names fit one per row, else numbered.
     """
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
@@ -64,18 +72,24 @@ def timeline(
         return ax
     if n > max_rows:
         picked = sorted(set(np.linspace(0, n - 1, max_rows).round().astype(int).tolist()))
-        ax.set_ylabel(f"request ({len(picked)} of {n} shown, in order of arrival)")
+        shown = f"{len(picked)} of {n} shown"
+        _fit_ylabel(ax, [f"request ({shown}, in order of arrival)", f"request\n({shown})", "request"])
     else:
         picked = list(range(n))
-        ax.set_ylabel("request (in order of arrival)")
-    row_pt = _row_points(ax, len(picked))
+        _fit_ylabel(ax, ["request (in order of arrival)", "request\n(in order of arrival)", "request"])
+    width_pt, height_pt = axes_size_points(ax)
+    row_pt = height_pt / max(len(picked), 1)
     bar_lw = min(8.0, max(0.8, 0.7 * row_pt))
     thin_lw = min(1.6, max(0.4, 0.2 * row_pt))
     mark = min(7.0, max(2.5, 0.8 * row_pt))
+    span = max(run.end - run.start, 1e-3)
+    # An attempt shorter than half a point would be an invisible sliver: it becomes a dot instead.
+    too_short = 0.5 * span / max(width_pt, 1.0)
 
     waiting: list[list[tuple[float, float]]] = []
     retry_waits: list[list[tuple[float, float]]] = []
     flying: list[list[tuple[float, float]]] = []
+    instants: tuple[list[float], list[float]] = ([], [])
     limited: tuple[list[float], list[float]] = ([], [])
     failed: tuple[list[float], list[float]] = ([], [])
     rejected: tuple[list[float], list[float]] = ([], [])
@@ -92,8 +106,11 @@ def timeline(
             retry_waits.append([(begin, y), (back, y)])
         for sent, back in req.attempts:
             back = run.end if math.isnan(back) else back
-            # A zero-length attempt (an instant 429) still gets a sliver so it can be seen.
-            flying.append([(sent, y), (max(back, sent + 1e-9), y)])
+            if back - sent >= too_short:
+                flying.append([(sent, y), (back, y)])
+            elif not any(abs(t - back) < too_short for t in req.limited):  # a 429's x marks it already
+                instants[0].append(sent)
+                instants[1].append(y)
         for t in req.limited:
             limited[0].append(t)
             limited[1].append(y)
@@ -123,6 +140,10 @@ def timeline(
             LineCollection(flying, colors=IN_FLIGHT, linewidths=bar_lw, capstyle="butt", zorder=2)
         )
         handles.append(Line2D([], [], color=IN_FLIGHT, lw=5, label="in flight" if run.has_client else "held"))
+    if instants[0]:
+        at_once = "answered at once" if run.has_client else "granted (holds nothing)"
+        ax.scatter(*instants, marker="o", s=mark**2 * 0.6, color=IN_FLIGHT, linewidths=0, zorder=3)
+        handles.append(Line2D([], [], color=IN_FLIGHT, marker="o", ls="none", ms=5, label=at_once))
     if arrived[0]:
         ax.scatter(*arrived, marker="|", s=mark**2 * 0.5, color=SERVER, linewidths=1, zorder=3)
         handles.append(Line2D([], [], color=SERVER, marker="|", ls="none", ms=7, label="server: arrived"))
@@ -141,10 +162,11 @@ def timeline(
         ax.scatter(*rejected, marker="s", s=mark**2 * 0.8, color=REJECTED, linewidths=0, zorder=4)
         handles.append(Line2D([], [], color=REJECTED, marker="s", ls="none", ms=6, label="refused locally"))
 
-    span = max(run.end - run.start, 1e-3)
     ax.set_xlim(run.start - 0.01 * span, run.end + 0.02 * span)
     ax.set_ylim(n - 0.5, -0.9)  # first request at the top; room above it for the server's ticks
-    if n <= 25:
+    # Names only while one fits per row (with a margin: the layout engine may still shrink the axes),
+    # else neighbouring names overlap into an unreadable column.
+    if n <= 25 and row_pt * 0.85 >= 1.1 * font_points("small"):
         ax.set_yticks(range(n), [str(r.request) for r in run.requests], fontsize="small")
     else:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -154,8 +176,17 @@ def timeline(
     return ax
 
 
-def _row_points(ax: Axes, rows: int) -> float:
-    """About how many points tall one timeline row is (line widths and markers scale with it)."""
-    fig_height = ax.get_figure(root=True).get_size_inches()[1]  # type: ignore[union-attr]
-    height = ax.get_position().height * fig_height * 72.0
-    return float(height / max(rows, 1))
+def _fit_ylabel(ax: Axes, candidates: list[str]) -> None:
+    """The longest of ``candidates`` (most to least detailed) whose lines fit the axes' height.
+
+    A vertical label taller than its axes runs into the next panel's label (a race stacks several
+    timelines).  Text widths are estimated (0.6 em a character) against 85 % of the height the
+    axes has now, since a layout engine may still shrink it.
+    """
+    _, height = axes_size_points(ax)
+    size = font_points(ax.yaxis.label.get_fontsize())
+    for text in candidates:
+        if max(len(line) for line in text.splitlines()) * 0.6 * size <= 0.85 * height:
+            ax.set_ylabel(text)
+            return
+    ax.set_ylabel(candidates[-1])
