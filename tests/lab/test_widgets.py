@@ -132,3 +132,47 @@ def test_run_race_is_a_plain_function() -> None:
     assert isinstance(figure, Figure)
     with pytest.raises(ValueError):
         run_race(designs=[])
+
+
+def test_every_label_fits_its_column_and_requests_stop_at_the_max() -> None:
+    from throttle_lab.lab.widgets import REQUESTS_MAX, label_width
+
+    for panel in (lab(requests=5), race_lab(requests=5)):
+        assert panel.controls["requests"].max == REQUESTS_MAX
+        for widget in panel.controls.values():
+            if isinstance(widget, ipywidgets.Checkbox):
+                continue
+            width = int(widget.style.description_width.removesuffix("px"))
+            assert width >= label_width([widget.description])  # "latency: first token (s)" whole
+
+
+def test_render_png_draws_a_constrained_figure_once_and_show_figure_closes_it() -> None:
+    from throttle_lab.lab.widgets import render_png, show_figure
+
+    figure, ax = plt.subplots(layout="constrained")
+    ax.plot([0, 1], [0, 1])
+    png = render_png(figure)
+    assert png.startswith(b"\x89PNG") and figure.get_layout_engine() is None  # layout done, kept
+    show_figure(figure)
+    assert not plt.fignum_exists(figure.number)
+
+
+def test_slider_output_keeps_its_figures_out_of_other_threads_flushes() -> None:
+    # ipykernel 7 may handle a widget message on a subshell thread and then flush every figure pyplot
+    # knows of that was drawn "interactively"; a callback's figures must never be among them.
+    from throttle_lab.lab.widgets import slider_output
+
+    seen: list[tuple[int, bool]] = []
+
+    def show(n: int) -> None:
+        _figure, ax = plt.subplots()
+        ax.plot(range(n))
+        seen.append((n, matplotlib.is_interactive()))  # what a concurrent flush would see
+
+    slider = ipywidgets.IntSlider(value=3)
+    with plt.ion():
+        output = slider_output(show, {"n": slider})
+        slider.value = 5
+        assert matplotlib.is_interactive()  # restored after each call
+    assert isinstance(output, ipywidgets.Output)
+    assert seen == [(3, False), (5, False)]

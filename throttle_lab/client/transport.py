@@ -165,6 +165,8 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
         self.limiter = limiter
         self.gate = _as_gate(limiter, weight)  # what each attempt waits on (see _as_gate)
+        # Asked once: an isinstance check against a runtime Protocol costs as much as a whole 429's handling.
+        self._cool_down = self.gate if isinstance(self.gate, CoolsDown) else None
         self.retry = retry
         self.aimd = aimd
         self.client_throttle = client_throttle
@@ -300,10 +302,10 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
             self.client_throttle.record(False)
         if (
             hint is not None
-            and isinstance(self.gate, CoolsDown)
+            and self._cool_down is not None
             and (self.retry is None or self.retry.pause_on_429)
         ):
-            self.gate.pause(hint)
+            self._cool_down.pause(hint)
 
     def _reconcile(self, permit: Admission, body: Mapping[str, Any], content: bytes) -> None:
         parsed = request_body(content)

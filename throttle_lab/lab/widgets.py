@@ -10,8 +10,9 @@ In a notebook (JupyterLab 4, Notebook 7, VS Code, Colab) with ``%matplotlib inli
 Every slider re-runs the experiment when you let go of it (``continuous_update=False``): the whole run is
 simulated on virtual time, so a few hundred requests take a fraction of a second.  The panel is an
 ordinary ``ipywidgets.VBox``; the pictures are drawn by :mod:`throttle_lab.lab.plots` and shown through
-``ipywidgets.interactive_output`` as plain PNGs, so they look the same under ``%matplotlib inline`` (or any
-other backend) and stay in the saved notebook.
+:func:`slider_output` as plain PNGs, so they look the same under ``%matplotlib inline`` (or any other
+backend) and stay in the saved notebook.  The lessons' own labs use :func:`slider_output` too, in place of
+``ipywidgets.interactive_output``: see there for why.
 
 The work behind a panel is a plain function you can call yourself (and tests do)::
 
@@ -26,7 +27,8 @@ the design's own default for the concurrency cap.
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import ipywidgets
@@ -43,13 +45,18 @@ if TYPE_CHECKING:
 __all__ = [
     "LAB_DEFAULTS",
     "RACE_DEFAULTS",
+    "REQUESTS_MAX",
     "Lab",
     "RaceLab",
+    "fit_labels",
     "lab",
+    "label_width",
     "race_lab",
     "render_png",
     "run_lab",
     "run_race",
+    "show_figure",
+    "slider_output",
 ]
 
 #: The values a lab starts from (and what ``run_lab`` uses for anything not given).
@@ -82,6 +89,11 @@ RACE_DEFAULTS: Mapping[str, Any] = {
     "server_window": 10.0,
     "ttft": 0.2,
 }
+
+#: The requests slider's top.  A re-run costs ~1 ms of CPU per request and design here (a few hundred
+#: exchanges through the in-process server each), so 1,000 requests took 1-2 s a move with one design
+#: and 10 s racing six (``benchmarks/bench_widgets.py``); 300 keeps a move near a learner's patience.
+REQUESTS_MAX = 300
 
 _WINDOWS = [("1 s", 1.0), ("10 s", 10.0), ("60 s", 60.0)]
 _ARRIVALS = ["burst", "steady", "poisson", "bursts"]
@@ -174,13 +186,72 @@ def run_race(**values: Any) -> tuple[Comparison, Figure]:
 def render_png(figure: Figure) -> bytes:
     """The figure as PNG bytes, at its own size and dpi: what a lab puts in the notebook.
 
-    One drawing pass (no ``bbox_inches="tight"``, which would draw twice; the dashboard's fixed layout
-    already fits the figure) and light compression: this is most of what a slider move costs.
+    One drawing pass and light compression: this is most of what a slider move costs.  No
+    ``bbox_inches="tight"`` (which would draw twice; the dashboard's fixed layout already fits the figure).
+    A figure with a layout engine (``layout="constrained"``) has its layout computed once, directly, and
+    is then drawn once with the layout kept, instead of matplotlib's full extra drawing pass.
     """
+    engine = figure.get_layout_engine()
+    if engine is not None:
+        engine.execute(figure)
+        figure.set_layout_engine(None)  # "none" would leave a placeholder, and savefig would lay out again
     buffer = io.BytesIO()
     # Light compression: a slightly larger PNG, encoded several times faster.
     figure.savefig(buffer, format="png", dpi=figure.dpi, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
+
+
+def show_figure(figure: Figure) -> None:
+    """Show ``figure`` in the notebook as a PNG rendered by :func:`render_png`, then close it.
+
+    For the lessons' own slider labs, instead of ``display(figure); plt.close(figure)``: the same picture
+    in about half the time (``display`` under ``%matplotlib inline`` draws a figure twice to find its
+    tight bounding box, and compresses harder).  Outside IPython it only closes the figure.
+    """
+    _show(figure)
+    plt.close(figure)
+
+
+def slider_output(function: Callable[..., object], controls: Mapping[str, Any]) -> ipywidgets.Output:
+    """An output area that calls ``function(**values)`` now and whenever a control's value changes.
+
+    Use it like ``ipywidgets.interactive_output(function, controls)``.  It differs in one way that
+    matters in JupyterLab 4 and Notebook 7 with ipykernel 7: there, widget messages can be handled on a
+    kernel *subshell*, in another thread, while a slider's callback is still drawing.  Every message
+    handled ends with the inline backend's "post execute" flush, which draws and shows every figure
+    pyplot knows of, from that other thread: the figure being built is drawn by two threads at once,
+    and the learner gets a blank or half-drawn plot (the browser test in ``tests/browser`` caught it).
+    So the callback runs with pyplot's interactive mode off, which keeps the flush from seeing its
+    figures, and one callback at a time; in a notebook, figures it leaves open are shown from here and
+    closed, so no later flush shows them again.
+
+        output = slider_output(show_run, {"rate": rate_slider, "burst": burst_slider})
+        display(widgets.HBox([rate_slider, burst_slider]), output)
+    """
+    output = ipywidgets.Output()
+    one_at_a_time = threading.Lock()
+
+    def redraw(_change: object = None) -> None:
+        values = {name: control.value for name, control in controls.items()}
+        with one_at_a_time, output:
+            output.clear_output(wait=True)
+            before = set(plt.get_fignums())
+            with plt.ioff():
+                function(**values)
+                if _in_ipython():  # in a script or a test the caller keeps what it drew
+                    for number in sorted(set(plt.get_fignums()) - before):
+                        show_figure(plt.figure(number))
+
+    for control in controls.values():
+        control.observe(redraw, "value")
+    redraw()
+    return output
+
+
+def _in_ipython() -> bool:
+    from IPython import get_ipython
+
+    return get_ipython() is not None
 
 
 def _show(figure: Figure) -> None:
@@ -199,8 +270,30 @@ def _show(figure: Figure) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- controls
+#: Slider track width (px); a label gets what it needs on top (see :func:`fit_labels`).
+_TRACK = 160
+
+
 def _style() -> dict[str, Any]:
-    return {"style": {"description_width": "150px"}, "layout": ipywidgets.Layout(width="360px")}
+    return {"style": {"description_width": "initial"}}
+
+
+def label_width(descriptions: Sequence[str]) -> int:
+    """Pixels a column of labels needs so that none is cut off ("seconds e…"): the longest, at ~7 px a
+    character of the front ends' 13 px sans-serif, plus padding."""
+    return max((7 * len(text) + 16 for text in descriptions), default=0)
+
+
+def fit_labels(controls: Sequence[Any]) -> list[Any]:
+    """Give every control of a column one label width that fits the longest label, and the same track."""
+    width = label_width([w.description for w in controls if getattr(w, "description", "")])
+    for widget in controls:
+        if isinstance(widget, ipywidgets.Checkbox):
+            widget.style.description_width = "initial"
+            continue
+        widget.style.description_width = f"{width}px"
+        widget.layout.width = f"{width + _TRACK + 60}px"  # + room for the slider's readout
+    return list(controls)
 
 
 def _int(description: str, value: int, low: int, high: int, step: int = 1) -> ipywidgets.IntSlider:
@@ -233,7 +326,7 @@ def _choice(description: str, options: Sequence[Any], value: Any) -> ipywidgets.
 
 def _workload_controls(values: Mapping[str, Any]) -> dict[str, Any]:
     return {
-        "requests": _int("requests", values["requests"], 1, 1000),
+        "requests": _int("requests", values["requests"], 1, REQUESTS_MAX),
         "arrival": _choice("arrival pattern", _ARRIVALS, values["arrival"]),
         "per_minute": _int("arrivals / min", values["per_minute"], 10, 1200, 10),
         "seed": _int("seed", values["seed"], 0, 50),
@@ -250,7 +343,7 @@ def _server_controls(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _column(title: str, controls: Sequence[Any]) -> ipywidgets.VBox:
-    return ipywidgets.VBox([ipywidgets.HTML(f"<b>{title}</b>"), *controls])
+    return ipywidgets.VBox([ipywidgets.HTML(f"<b>{title}</b>"), *fit_labels(controls)])
 
 
 class _Panel(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no type information
@@ -262,7 +355,7 @@ class _Panel(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no type i
         self.controls: dict[str, Any] = dict(controls)
         self.figure: Figure | None = None
         self.error: str | None = None
-        output = ipywidgets.interactive_output(self._render, self.controls)
+        output = slider_output(self._render, self.controls)
         super().__init__(
             [
                 ipywidgets.HTML(intro),
