@@ -130,3 +130,111 @@ def test_checks_work_inside_a_running_loop_like_a_notebook_cell() -> None:
         return check_limiter(lambda: TokenBucket(rate=2.0, capacity=4), rate=2.0, capacity=4).passed
 
     assert asyncio.run(cell())
+
+
+# ---------------------------------------------------------------------------------------------- quiet, named
+class CrashesOnTheFourth:
+    """Grants three, then its bookkeeping breaks: the learner's bug, deep inside a scenario."""
+
+    def __init__(self) -> None:
+        self.granted = 0
+
+    async def acquire(self, weight: float = 1) -> None:
+        self.granted += 1
+        if self.granted > 3:
+            raise KeyError("level")
+
+
+class LeavesFailedTasksBehind:
+    """A correct bucket that also starts a helper task per grant which fails, and nobody reads it."""
+
+    def __init__(self) -> None:
+        self.bucket = TokenBucket(rate=2.0, capacity=4)
+        self.helpers: list[asyncio.Task[None]] = []
+
+    async def acquire(self, weight: float = 1) -> None:
+        await self.bucket.acquire(weight)
+
+        async def log_it() -> None:
+            raise RuntimeError("the helper broke")
+
+        self.helpers.append(asyncio.ensure_future(log_it()))
+
+
+def test_a_crash_in_a_scenario_names_the_scenario() -> None:
+    from throttle_lab.lab.grading.report import describe_crash
+    from throttle_lab.lab.grading.sandbox import drive
+
+    with pytest.raises(KeyError) as crash:
+        drive(CrashesOnTheFourth, [(0.0, 1.0)] * 5, horizon=60)
+    assert describe_crash(crash.value) == "KeyError: 'level' (while 5 callers at once at t=0 s)"
+    with pytest.raises(KeyError) as crash:
+        drive(CrashesOnTheFourth, [(0.5 * i, 2.0) for i in range(6)], horizon=60)
+    assert describe_crash(crash.value).endswith("(while 6 callers arriving from t=0 to 2.5 s, weight 2)")
+    with pytest.raises(KeyError) as crash:
+        drive(CrashesOnTheFourth, [(0.0, 1.0)] * 5, horizon=60, scenario="a burst just before a window ends")
+    assert describe_crash(crash.value).endswith("(while a burst just before a window ends)")
+    assert describe_crash(ValueError("plain\nsecond line")) == "ValueError: plain"  # no scenario, one line
+
+
+def test_a_crash_is_named_by_its_innermost_scenario_only_once() -> None:
+    from throttle_lab.lab.grading.report import describe_crash
+    from throttle_lab.lab.grading.sandbox import run_counting
+
+    async def inner() -> None:
+        run_counting(lambda: _raise(ValueError("bad")), 60, scenario="inner")
+
+    with pytest.raises(ValueError) as crash:
+        run_counting(inner, 60, scenario="outer")
+    assert crash.value.__notes__ == ["scenario: inner"]
+    assert describe_crash(crash.value) == "ValueError: bad (while inner)"
+
+
+async def _raise(exc: Exception) -> None:
+    raise exc
+
+
+def test_the_graders_own_outcomes_are_not_called_crashes() -> None:
+    from throttle_lab.lab.grading.sandbox import run_counting
+
+    async def stub() -> None:
+        raise NotImplementedError
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    for main, error in ((stub, NotImplementedError), (hangs, TimeoutError)):
+        with pytest.raises(error) as outcome:
+            run_counting(main, 5, scenario="named")
+        assert not getattr(outcome.value, "__notes__", None)
+
+
+def test_a_check_logs_nothing_the_learners_code_left_behind(
+    capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    import gc
+
+    report = check_limiter(LeavesFailedTasksBehind, rate=2.0, capacity=4)
+    gc.collect()
+    assert report.passed, str(report)
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    assert capsys.readouterr().err == ""
+
+
+def test_quiet_learner_code_drops_leftovers_only_and_only_while_it_lasts(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from throttle_lab.lab.grading.sandbox import quiet_learner_code
+
+    log = logging.getLogger("asyncio")
+    with quiet_learner_code():
+        log.error("Task exception was never retrieved\nfuture: <Task ...>")
+        log.error("Task was destroyed but it is pending!")
+        log.error("something else went wrong")
+    log.error("Future exception was never retrieved")
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == [
+        "something else went wrong",
+        "Future exception was never retrieved",
+    ]

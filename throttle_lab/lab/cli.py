@@ -3,11 +3,14 @@
     throttle-lab simulate throttler --requests 300 --server-rpm 60 --server-window 10 --out run.png
     throttle-lab compare article throttler adaptive --requests 200 --server-rpm 60 --out race.png
     throttle-lab serve --port 8000 --rpm 180 --tpm 90000 --window 1
+    throttle-lab lessons [DIR] [--copy-only] [--no-browser] [--port N]
 
 ``simulate`` prints the run's summary (``--out`` also saves its dashboard: timeline, rates, in flight);
 ``compare`` prints one row per design (``--out`` saves them side by side).  Both run on virtual time
 against the in-process mock server, so they finish in a moment and give the same numbers every time.
 ``serve`` is ``python -m mock_server`` under another name: the same options, a real HTTP server.
+``lessons`` copies the lesson notebooks into DIR (default ``./throttle-lab-lessons``), never overwriting
+a copy the learner edited, and opens JupyterLab on them (see :mod:`throttle_lab.lab.lessons`).
 
 Bad arguments exit with status 2 and say what is wrong, as argparse programs do.  matplotlib is only
 imported for ``--out`` (with the non-interactive Agg backend, so it works without a display).
@@ -67,6 +70,16 @@ def _range(text: str) -> tuple[int, int]:
     if not 0 <= low <= high:
         raise argparse.ArgumentTypeError(f"expected 0 <= LO <= HI, got {text!r}")
     return (low, high)
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number (1-65535), got {text!r}")
+    return port
 
 
 def _design_name(text: str) -> str:
@@ -208,7 +221,7 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``throttle-lab`` argument parser (one sub-command each: simulate, compare, serve)."""
+    """The ``throttle-lab`` argument parser (one sub-command each: simulate, compare, serve, lessons)."""
     from mock_server.cli import build_parser as server_parser
 
     parser = argparse.ArgumentParser(
@@ -266,6 +279,35 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     serve.set_defaults(parser=serve)
+
+    from .lessons import DEFAULT_DIR, INSTALL_HINT
+
+    lessons = commands.add_parser(
+        "lessons",
+        help="copy the lesson notebooks into a folder and open them in JupyterLab",
+        description="Copy the lesson notebooks into DIR and open JupyterLab there.  A notebook you\n"
+        "have edited is never overwritten (it is kept, and named); one you left as it was\n"
+        f"is brought up to date.  Needs the lessons extra:\n\n    {INSTALL_HINT}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lessons.add_argument(
+        "dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_DIR,
+        metavar="DIR",
+        help=f"where the lessons go (default: ./{DEFAULT_DIR})",
+    )
+    lessons.add_argument(
+        "--copy-only", action="store_true", help="copy the notebooks, do not start JupyterLab"
+    )
+    lessons.add_argument(
+        "--no-browser", action="store_true", help="start JupyterLab without opening a browser"
+    )
+    lessons.add_argument(
+        "--port", type=_port, metavar="N", help="serve on this port (default: 8888 or the next free one)"
+    )
+    lessons.set_defaults(parser=lessons)
     return parser
 
 
@@ -374,6 +416,22 @@ def _run_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_lessons(args: argparse.Namespace) -> int:
+    from .lessons import LessonsError, copy_lessons, launch_jupyterlab, require_jupyterlab
+
+    try:
+        result = copy_lessons(args.dir)
+        print(result.summary())
+        if args.copy_only:
+            return 0
+        require_jupyterlab()
+        print(f"starting JupyterLab in {args.dir} (Ctrl-C to stop it)", flush=True)
+        return launch_jupyterlab(args.dir, port=args.port, open_browser=not args.no_browser)
+    except LessonsError as exc:
+        print(f"{_PROG} lessons: {exc}", file=sys.stderr)
+        return 1
+
+
 def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     out: Path | None = getattr(args, "out", None)
     if out is not None:
@@ -412,6 +470,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             command.error(str(exc))
         return serve(argv[argv.index("serve") + 1 :])
+    if args.command == "lessons":
+        return _run_lessons(args)
 
     _check_paths(command, args)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import warnings
+from typing import Any
 
 import pytest
 
@@ -194,3 +195,109 @@ def test_hints_go_from_general_to_concrete_and_solution_prints_the_reference(
     out = capsys.readouterr().out
     assert out.startswith("# throttle_lab.lab.solutions.lesson00") and "async def ask_all" in out
     assert {"hint", "solution"} <= set(lesson00.__all__)
+
+
+# -- quiet: the report and nothing else -------------------------------------------------------------------
+async def returns_the_gather_unawaited(delays: list[float]) -> object:
+    return asyncio.gather(*(lesson00.pretend_call(d) for d in delays))
+
+
+async def runs_the_gather_with_asyncio_run(delays: list[float]) -> list[str]:
+    gathered: Any = asyncio.gather(*(lesson00.pretend_call(d) for d in delays))  # not a coroutine: refused
+    return asyncio.run(gathered)
+
+
+async def leaves_a_failed_task_unread(delays: list[float]) -> list[str]:
+    async def fails() -> None:
+        raise ValueError("nobody reads me")
+
+    leftover = asyncio.ensure_future(fails())
+    assert not leftover.done()
+    return list(await asyncio.gather(*(lesson00.pretend_call(d) for d in delays)))
+
+
+async def run_until_complete_inside(delays: list[float]) -> list[str]:
+    loop = asyncio.get_running_loop()
+    return loop.run_until_complete(asyncio.gather(*(lesson00.pretend_call(d) for d in delays)))
+
+
+QUIET_CASES = [
+    "reference",
+    one_by_one,
+    nested_run_as_written,
+    forgets_to_await,
+    fire_and_forget,
+    never_returns,
+    returns_the_gather_unawaited,
+    runs_the_gather_with_asyncio_run,
+    leaves_a_failed_task_unread,
+    run_until_complete_inside,
+]
+
+
+@pytest.mark.parametrize("in_a_loop", [False, True], ids=["script", "notebook"])
+@pytest.mark.parametrize("answer", QUIET_CASES, ids=lambda a: a if isinstance(a, str) else a.__name__)
+def test_checks_print_nothing_but_the_report(
+    answer: object, in_a_loop: bool, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """No "never retrieved" / "never awaited" / "destroyed but pending" on stderr, now or later."""
+    ask_all: Any = load_solution("lesson00").ask_all if answer == "reference" else answer
+
+    async def in_a_cell() -> Report:  # as in a notebook: a loop is running, the check moves to a thread
+        return lesson00.check(ask_all)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = asyncio.run(in_a_cell()) if in_a_loop else lesson00.check(ask_all)
+        gc.collect()  # whatever the check let go of is gone by now: nothing may speak up here either
+    assert report.passed == (answer in ("reference", leaves_a_failed_task_unread)), str(report)
+    assert report.results, str(report)
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "")
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+def test_leftovers_outside_a_check_are_still_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """The quiet is for the check's duration only: asyncio's own reports work again afterwards."""
+    lesson00.check(leaves_a_failed_task_unread)
+
+    async def leak() -> None:
+        async def fails() -> None:
+            raise ValueError("mine, after the check")
+
+        leftover = asyncio.ensure_future(fails())
+        await asyncio.sleep(0)
+        assert leftover.done()
+
+    asyncio.run(leak())
+    gc.collect()
+    assert any(
+        "exception was never retrieved" in r.getMessage() for r in caplog.records if r.name == "asyncio"
+    )
+
+
+def test_a_timeout_of_ask_alls_own_is_not_called_a_hang() -> None:
+    async def too_impatient(delays: list[float]) -> list[str]:
+        gathered = asyncio.gather(*(lesson00.pretend_call(d) for d in delays))
+        return list(await asyncio.wait_for(gathered, timeout=1))
+
+    report = lesson00.check(too_impatient)
+    assert results(report) == {"runs for delays [3.0, 1.0, 2.0]": False}
+    assert "(TimeoutError)" in str(report) and "not finished" not in str(report)
+    assert "a timeout of ask_all's own ran out" in failed_hints(report)
+
+
+def test_the_goal_picture_shows_the_sum_against_the_slowest() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure = lesson00.goal_picture((3.0, 1.0, 2.0))
+    try:
+        top, bottom = figure.axes[:2]
+        assert "done after" in top.get_title() and "one after another" in top.get_title()
+        assert "all at once" in bottom.get_title()
+        assert top.get_xlim()[1] >= 6.0  # the sequential run (3 + 1 + 2 s) fits on the shared axis
+    finally:
+        plt.close(figure)

@@ -16,22 +16,23 @@ three calls of 3 s, 1 s and 2 s take 6 s; asked together they take 3 s -- as lon
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import inspect
 import itertools
-import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...core.events import Kind, emit, record, request_scope
 from ...core.runtime import VirtualTimeDeadlock, VirtualTimeError, VirtualTimeLivelock, run
 from ...core.trace import Trace
 from ..grading import Guide, Report
+from ..grading.sandbox import quiet_learner_code
 
-__all__ = ["CASES", "Watched", "check", "hint", "pretend_call", "solution", "watch"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["CASES", "Watched", "check", "goal_picture", "hint", "pretend_call", "solution", "watch"]
 
 #: The delays ``check`` asks with: short and long, all different, and all the same.
 CASES: tuple[tuple[float, ...], ...] = ((3.0, 1.0, 2.0), (0.5, 0.5, 0.5, 0.5), (3600.0, 60.0, 1800.0, 1.0))
@@ -51,6 +52,41 @@ _GUIDE = Guide(
     ],
     solution="throttle_lab.lab.solutions.lesson00",
 )
+
+
+def goal_picture(seconds: Sequence[float] = (3600.0, 1800.0, 2700.0)) -> Figure:
+    """The lesson's first picture: the same calls awaited one after another, and started all at once.
+
+    Both runs happen on virtual time (hours of waiting, drawn in milliseconds).  The code that starts
+    them at once is the lesson's exercise, so it lives here rather than in the notebook::
+
+        figure = lesson00.goal_picture()   # top: one after another; bottom: all at once
+    """
+    import matplotlib.pyplot as plt
+
+    from .. import plots
+
+    async def one_after_another() -> None:
+        for each in seconds:
+            await pretend_call(each)
+
+    async def all_at_once() -> None:
+        await asyncio.gather(*(pretend_call(each) for each in seconds))
+
+    figure, axes = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, layout="constrained")
+    for ax, (title, program) in zip(
+        axes,
+        (("awaited one after another", one_after_another), ("started all at once", all_at_once)),
+        strict=True,
+    ):
+        with record() as trace:
+            run(program())
+        plots.timeline(trace, ax=ax, legend=False, title=f"{title}: done after {trace.end / 3600:g} h")
+        ax.set_ylabel("call")
+    axes[0].set_xlabel("")
+    axes[-1].set_xlabel("virtual time (s)")
+    axes[0].set_xlim(0, sum(seconds) * 1.02)  # the longer run sets the shared time axis
+    return figure
 
 
 def hint(level: int | None = None) -> None:
@@ -105,6 +141,10 @@ class _NotAwaitable(TypeError):
     pass
 
 
+class _TooLong(TimeoutError):
+    """The check's own time limit ran out (not a timeout of the learner's)."""
+
+
 def watch(ask_all: Callable[[list[float]], Awaitable[Any]], delays: Sequence[float]) -> Watched:
     """Run ``ask_all(list(delays))`` on virtual time and record its calls (for a timeline, or a check).
 
@@ -119,8 +159,13 @@ def watch(ask_all: Callable[[list[float]], Awaitable[Any]], delays: Sequence[flo
         pending = ask_all(list(delays))
         if not inspect.isawaitable(pending):
             raise _NotAwaitable(f"ask_all returned a {type(pending).__name__}, not a coroutine to await")
-        async with asyncio.timeout(horizon):
-            answers = await pending
+        try:
+            async with asyncio.timeout(horizon) as limit:
+                answers = await pending
+        except TimeoutError:
+            if limit.expired():
+                raise _TooLong(f"not finished after {horizon:g} virtual seconds") from None
+            raise  # a timeout of ask_all's own
         return answers, loop.time() - start
 
     with record() as trace:
@@ -130,7 +175,7 @@ def watch(ask_all: Callable[[list[float]], Awaitable[Any]], delays: Sequence[flo
 
 def _failure(exc: BaseException) -> tuple[str, str]:
     """A short description of what went wrong, and a hint."""
-    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    text = (f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__).splitlines()[0]
     if isinstance(exc, _NotAwaitable):
         return str(exc), "define it with `async def ask_all(delays):` so that calling it gives a coroutine"
     if isinstance(exc, RuntimeError) and "running event loop" in str(exc):
@@ -142,8 +187,13 @@ def _failure(exc: BaseException) -> tuple[str, str]:
         return text, "every task was waiting for something that never happens: await the calls themselves"
     if isinstance(exc, VirtualTimeLivelock):
         return text, "something spins without letting time pass: await asyncio.sleep(...) or the calls"
-    if isinstance(exc, TimeoutError):
+    if isinstance(exc, _TooLong):
         return "still not finished after a long virtual time", "does ask_all return once every answer is in?"
+    if isinstance(exc, TimeoutError):
+        return text, (
+            "a timeout of ask_all's own ran out (asyncio.timeout / wait_for): the slowest call takes as long "
+            "as its delay, so give it that long, or leave the timeout out"
+        )
     if isinstance(exc, VirtualTimeError):
         return text, "it never finished: does ask_all return once every answer is in?"
     return text, "ask_all raised an exception: run it on its own to see the traceback"
@@ -152,26 +202,32 @@ def _failure(exc: BaseException) -> tuple[str, str]:
 def check(ask_all: Callable[[list[float]], Awaitable[Any]] | None) -> Report:
     """Grade ``ask_all``: right answers in the right order, every question asked once, all at once.
 
-    Each case runs on virtual time, so a case with an hour-long call costs no real time.
+    Each case runs on virtual time, so a case with an hour-long call costs no real time.  Nothing but
+    the report is printed: what ``ask_all`` left behind (a coroutine never awaited, a gather whose
+    exception nobody read) is cleaned up quietly -- the report already says what went wrong.
     """
-    report = Report(_TITLE)
     if ask_all is None:
         return Report(_TITLE, attempted=False, note="define ask_all, then run me again.")
+    with quiet_learner_code():  # everything ask_all made is let go, and collected, in here
+        return _grade(ask_all)
+
+
+def _grade(ask_all: Callable[[list[float]], Awaitable[Any]]) -> Report:
+    report = Report(_TITLE)
     runs: list[Watched] = []
-    with _quiet_coroutines():
-        for delays in CASES:
-            outcome = _run_case(ask_all, delays)
-            if outcome is None:
-                return Report(
-                    _TITLE,
-                    attempted=False,
-                    note="ask_all still raises NotImplementedError; fill it in and run me again.",
-                )
-            if isinstance(outcome, tuple):
-                detail, failure_hint = outcome
-                report.add(f"runs for delays {list(delays)}", False, detail, failure_hint)
-                return report
-            runs.append(outcome)
+    for delays in CASES:
+        outcome = _run_case(ask_all, delays)
+        if outcome is None:
+            return Report(
+                _TITLE,
+                attempted=False,
+                note="ask_all still raises NotImplementedError; fill it in and run me again.",
+            )
+        if isinstance(outcome, tuple):
+            detail, failure_hint = outcome
+            report.add(f"runs for delays {list(delays)}", False, detail, failure_hint)
+            return report
+        runs.append(outcome)
 
     wrong = next((w for w in runs if w.answers != w.expected), None)
     report.add(
@@ -207,21 +263,6 @@ def check(ask_all: Callable[[list[float]], Awaitable[Any]] | None) -> Report:
             if inspect.iscoroutine(answer):
                 answer.close()
     return report
-
-
-@contextlib.contextmanager
-def _quiet_coroutines() -> Iterator[None]:
-    """Keep "coroutine ... was never awaited" out of the notebook: the report says what went wrong.
-
-    A coroutine the learner's code made and never ran (``asyncio.run(...)`` refused inside a loop, answers
-    returned unawaited) warns when it is collected, which may be cells later; collect it here, quietly.
-    """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="coroutine .* was never awaited", category=RuntimeWarning)
-        try:
-            yield
-        finally:
-            gc.collect()
 
 
 def _run_case(

@@ -30,6 +30,7 @@ class Report:
         return self.attempted and bool(self.results) and all(r.passed for r in self.results)
 
     def add(self, name: str, passed: bool, detail: str = "", hint: str = "") -> bool:
+        """Add one line; returns ``passed``."""
         self.results.append(CheckResult(name, passed, detail, "" if passed else hint))
         return passed
 
@@ -52,6 +53,24 @@ class Report:
 
     def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython shows the text, not a repr
         printer.text(str(self))
+
+
+#: How a grader's note on an exception names the scenario it crashed in (see ``sandbox.drive``).
+SCENARIO_NOTE = "scenario: "
+
+
+def describe_crash(exc: BaseException) -> str:
+    """One line for a report: ``"TypeError: ... (while 12 callers at once at t=0 s)"``.
+
+    The first line of the exception, and the scenario a grader noted on it (``add_note``), if any.
+    """
+    text = f"{type(exc).__name__}: {exc}".splitlines()[0]
+    scenarios = [
+        n[len(SCENARIO_NOTE) :] for n in getattr(exc, "__notes__", ()) if n.startswith(SCENARIO_NOTE)
+    ]
+    if scenarios:
+        text += f" (while {scenarios[0]})"
+    return text
 
 
 class NotAttempted(Exception):
