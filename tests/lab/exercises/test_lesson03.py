@@ -270,3 +270,16 @@ def test_hints_go_from_general_to_concrete_and_the_solution_prints(
     lesson03.solution()
     out = capsys.readouterr().out
     assert out.startswith("# throttle_lab.lab.solutions.lesson03") and "class MyBucket" in out
+
+
+def test_a_crashing_bucket_is_told_which_scenario_it_crashed_in() -> None:
+    class Crashes:
+        def __init__(self, rate: float, capacity: float, initial_tokens: float | None = None) -> None:
+            self.rate = rate
+
+        async def acquire(self, weight: float = 1) -> None:
+            raise KeyError("level")
+
+    report = lesson03.check(Crashes)
+    crash = next(r for r in report.results if r.name == "runs")
+    assert not crash.passed and "KeyError" in crash.detail and "(while " in crash.detail

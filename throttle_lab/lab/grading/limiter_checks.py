@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from ...core.runtime import VirtualTimeDeadlock, VirtualTimeError, VirtualTimeLivelock
-from .report import CheckResult, Report, not_attempted
+from .report import CheckResult, Report, describe_crash, not_attempted
 from .sandbox import (
     acquire_once,
     bucket_excess,
@@ -150,7 +150,7 @@ def check_at_two_settings(
     except NotImplementedError:
         return not_attempted()
     except Exception as exc:  # the learner's code: report it, never crash the notebook
-        report.add("runs", False, f"{type(exc).__name__}: {exc}".splitlines()[0], crash_hint(exc))
+        report.add("runs", False, describe_crash(exc), crash_hint(exc))
         return report
     if not main.attempted:
         return not_attempted()
@@ -160,7 +160,7 @@ def check_at_two_settings(
     try:
         other = grade(second)
     except Exception as exc:
-        report.add(second_name, False, f"{type(exc).__name__}: {exc}".splitlines()[0], crash_hint(exc))
+        report.add(second_name, False, describe_crash(exc), crash_hint(exc))
         return report
     failed = [r for r in other.results if not r.passed]
     if callable(second_hint):
