@@ -634,6 +634,8 @@ class _Generator:
         else:
             top = lo + 3 if hi is None else min(hi, lo + 3)
             count = lo + self.dice.randrange(top - lo + 1)
+        if self.size + count > MAX_SIZE:  # every item counts at least one: refuse now, not 100,000 items on
+            self.grow(count)
         if isinstance(items, list):  # draft-4 tuple: one value per position, then nothing more
             return [self.value(sub, depth) for sub in items[: max(count, len(items))]]
         out: list[Any] = []

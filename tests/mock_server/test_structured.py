@@ -415,3 +415,12 @@ def test_a_problem_knows_the_field_it_came_in() -> None:
     with pytest.raises(SchemaProblem) as info:
         check_schema({"type": "nope"}, strict=False, where="tools[2].function.parameters")
     assert info.value.where == "tools[2].function.parameters" and info.value.path == "type"
+
+
+def test_a_schema_whose_smallest_value_is_huge_is_refused_at_once() -> None:
+    # A million required items is refused before the first is made (it once took seconds to say no).
+    from mock_server.dice import Dice
+    from mock_server.structured import SchemaProblem, generate
+
+    with pytest.raises(SchemaProblem, match="too large"):
+        generate({"type": "array", "minItems": 10**6, "items": {"type": "integer"}}, Dice(0, 0))
