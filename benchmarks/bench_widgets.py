@@ -11,10 +11,10 @@ Every slider lab of the lessons is measured at its **largest settings** (the hea
 allow; each case says which), on matplotlib's Agg backend:
 
 * the library's panels, ``lab()`` and ``race_lab()`` (:mod:`throttle_lab.lab.widgets`): one move is what the
-  panel's ``interactive_output`` callback runs -- re-run, print the summary, render the PNG
+  panel's ``slider_output`` callback runs -- re-run, print the summary, render the PNG
   (``widgets._show``) -- with a new seed on every move, so a cache for identical settings never answers;
 * the labs the lessons define in their own cells (``seats_lab``, ``blast_lab``, ...): the cells that
-  define the lab's callback (the function given to ``interactive_output``) and everything it needs are
+  define the lab's callback (the function given to ``slider_output``) and everything it needs are
   read from the notebook's JSON and run in a fresh namespace, so this measures exactly what the learner
   runs.  One move calls the callback with the largest slider values; its ``display(figure)`` (or
   ``plt.show()``) renders the PNG as ``%matplotlib inline`` does: ``bbox_inches="tight"``, the figure's
@@ -166,13 +166,24 @@ def _free(statement: ast.stmt) -> set[str]:
     return loads - (local - loads)
 
 
+#: What a lesson's lab hands its callback to: ours (``widgets.slider_output``) or ipywidgets' own.
+_LAB_OUTPUTS = {"slider_output", "interactive_output"}
+
+
+def _callee(call: ast.Call) -> str | None:
+    """The called function's name: ``f`` in ``f(...)`` and in ``module.f(...)``."""
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    return call.func.attr if isinstance(call.func, ast.Attribute) else None
+
+
 def load_lab(path: Path, clock: Clock) -> tuple[Callable[..., Any], dict[str, Any], dict[str, Any]]:
     """The lab's callback, its controls (the widgets) and the namespace they run in, from the notebook.
 
-    Finds the ``interactive_output(callback, controls)`` call, then runs -- in order, in a fresh
-    namespace -- just the top-level statements of the cells up to that one which define what the callback
-    and the controls need (imports, functions, constants), transitively.  ``display``, ``plots`` and
-    ``plt`` are wrapped so that a move's parts can be timed.
+    Finds the ``slider_output(callback, controls)`` call (or ipywidgets' ``interactive_output``), then
+    runs -- in order, in a fresh namespace -- just the top-level statements of the cells up to that one
+    which define what the callback and the controls need (imports, functions, constants), transitively.
+    ``display``, ``plots`` and ``plt`` are wrapped so that a move's parts can be timed.
     """
     statements: list[ast.stmt] = []
     call: ast.Call | None = None
@@ -180,12 +191,12 @@ def load_lab(path: Path, clock: Clock) -> tuple[Callable[..., Any], dict[str, An
         tree = ast.parse(source)
         statements.extend(tree.body)
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "interactive_output":
+            if isinstance(node, ast.Call) and _callee(node) in _LAB_OUTPUTS:
                 call = node
         if call is not None:
             break
     if call is None or not all(isinstance(a, ast.Name) for a in call.args[:2]):
-        raise LookupError(f"{path.name}: no interactive_output(callback, controls) call")
+        raise LookupError(f"{path.name}: no slider_output(callback, controls) call")
     callback, controls = (a.id for a in call.args[:2] if isinstance(a, ast.Name))
     needed, chosen = {callback, controls}, set()
     changed = True
