@@ -165,7 +165,7 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         self._inner = transport if transport is not None else httpx.AsyncHTTPTransport()
         self.limiter = limiter
         self.gate = _as_gate(limiter, weight)  # what each attempt waits on (see _as_gate)
-        # Asked once: an isinstance check against a runtime Protocol costs as much as a whole 429's handling.
+        # Asked once: isinstance against a runtime-checkable Protocol walks its members on every call.
         self._cool_down = self.gate if isinstance(self.gate, CoolsDown) else None
         self.retry = retry
         self.aimd = aimd
