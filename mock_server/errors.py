@@ -13,7 +13,15 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["ApiError", "error_body", "model_not_found"]
+__all__ = [
+    "ApiError",
+    "error_body",
+    "invalid_type",
+    "invalid_value",
+    "missing_parameter",
+    "model_not_found",
+    "quoted",
+]
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"))
 
@@ -62,3 +70,28 @@ def model_not_found(model: str) -> ApiError:
         status=404,
         code="model_not_found",
     )
+
+
+def quoted(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for an error message, cut at ``limit``: a megabyte of garbage does not come back."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def invalid_type(param: str, expected: str, got: object) -> ApiError:
+    """400 ``invalid_type``: ``param`` holds the wrong JSON type, in OpenAI's words."""
+    return ApiError(
+        f"Invalid type for '{param}': expected {expected}, but got {type(got).__name__} {quoted(got)}.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def missing_parameter(param: str) -> ApiError:
+    """400 ``missing_required_parameter`` for ``param``, in OpenAI's words."""
+    return ApiError(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+
+
+def invalid_value(param: str, message: str, code: str = "invalid_value") -> ApiError:
+    """400 with ``message`` about ``param`` (``code`` ``invalid_value`` unless another is given)."""
+    return ApiError(message, param=param, code=code)

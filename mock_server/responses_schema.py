@@ -68,7 +68,7 @@ from typing import Any, Literal
 
 from .config import ServerConfig
 from .dice import Dice
-from .errors import ApiError, model_not_found
+from .errors import ApiError, invalid_type, invalid_value, missing_parameter, model_not_found, quoted
 from .schema import is_embedding_model, parse_json_object
 from .structured import SchemaProblem, check_schema, find_schema_in_text, generate
 from .tokens import NON_TEXT_PART_TOKENS, PER_MESSAGE_TOKENS, PER_REQUEST_TOKENS, estimate_tokens
@@ -225,27 +225,6 @@ class ResponsesRequest:
 # -- errors in OpenAI's words --------------------------------------------------------------------------
 
 
-def _short(value: object, limit: int = 80) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _type_error(param: str, expected: str, got: object) -> ApiError:
-    return ApiError(
-        f"Invalid type for '{param}': expected {expected}, but got {type(got).__name__} {_short(got)}.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def _missing(param: str) -> ApiError:
-    return ApiError(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-
-
-def _invalid(param: str, message: str) -> ApiError:
-    return ApiError(message, param=param, code="invalid_value")
-
-
 def _unsupported(param: str, message: str) -> ApiError:
     return ApiError(message, param=param, code="unsupported_value")
 
@@ -253,10 +232,10 @@ def _unsupported(param: str, message: str) -> ApiError:
 def _string(value: object, param: str, *, required: bool = False) -> str | None:
     if value is None:
         if required:
-            raise _missing(param)
+            raise missing_parameter(param)
         return None
     if not isinstance(value, str):
-        raise _type_error(param, "a string", value)
+        raise invalid_type(param, "a string", value)
     return value
 
 
@@ -264,7 +243,7 @@ def _boolean(value: object, param: str, default: bool) -> bool:
     if value is None:
         return default
     if not isinstance(value, bool):
-        raise _type_error(param, "a boolean", value)
+        raise invalid_type(param, "a boolean", value)
     return value
 
 
@@ -277,10 +256,10 @@ def _number(value: object, param: str, maximum: float) -> float | None:
     elif is_real(value):
         number = float(value)
     else:
-        raise _type_error(param, "a number", value)
+        raise invalid_type(param, "a number", value)
     if not 0 <= number <= maximum:
         raise ApiError(
-            f"Invalid '{param}': expected a number between 0 and {maximum:g}, but got {_short(value, 40)} "
+            f"Invalid '{param}': expected a number between 0 and {maximum:g}, but got {quoted(value, 40)} "
             "instead.",
             param=param,
             code="decimal_above_max_value" if number > maximum else "decimal_below_min_value",
@@ -305,14 +284,14 @@ def _parts_tokens(role: str, content: list[Any], where: str, texts: list[str]) -
     for j, part in enumerate(content):
         pwhere = f"{where}[{j}]"
         if not isinstance(part, dict):
-            raise _type_error(pwhere, "an object", part)
+            raise invalid_type(pwhere, "an object", part)
         kind = part.get("type")
         if not isinstance(kind, str):
-            raise _type_error(f"{pwhere}.type", "a string", kind)
+            raise invalid_type(f"{pwhere}.type", "a string", kind)
         if kind not in allowed:
-            raise _invalid(
+            raise invalid_value(
                 f"{pwhere}.type",
-                f"Invalid value: {_short(kind)}. Supported values for a {role} message are: "
+                f"Invalid value: {quoted(kind)}. Supported values for a {role} message are: "
                 f"{sorted(allowed)}.",
             )
         key = _TEXT_KEYS.get(kind)
@@ -328,20 +307,20 @@ def _parts_tokens(role: str, content: list[Any], where: str, texts: list[str]) -
 def _message_tokens(item: dict[str, Any], where: str, texts: list[str]) -> int:
     role = item.get("role")
     if role is None:
-        raise _missing(f"{where}.role")
+        raise missing_parameter(f"{where}.role")
     if not isinstance(role, str) or role not in _ROLES:
-        raise _invalid(
+        raise invalid_value(
             f"{where}.role",
-            f"Invalid value for '{where}.role': {_short(role)}. Supported values are: {list(_ROLES)}.",
+            f"Invalid value for '{where}.role': {quoted(role)}. Supported values are: {list(_ROLES)}.",
         )
     if "content" not in item:
-        raise _missing(f"{where}.content")
+        raise missing_parameter(f"{where}.content")
     content = item["content"]
     if isinstance(content, str):
         texts.append(content)
         return estimate_tokens(content)
     if not isinstance(content, list):
-        raise _type_error(f"{where}.content", "a string or an array of content parts", content)
+        raise invalid_type(f"{where}.content", "a string or an array of content parts", content)
     return _parts_tokens(role, content, f"{where}.content", texts)
 
 
@@ -353,8 +332,8 @@ def _output_tokens(output: object, where: str, texts: list[str]) -> int:
     if isinstance(output, list):
         return _parts_tokens("tool", output, where, texts)
     if output is None:
-        raise _missing(where)
-    raise _type_error(where, "a string or an array of content parts", output)
+        raise missing_parameter(where)
+    raise invalid_type(where, "a string or an array of content parts", output)
 
 
 def _input_tokens(value: object, continued: bool, texts: list[str]) -> int:
@@ -366,12 +345,12 @@ def _input_tokens(value: object, continued: bool, texts: list[str]) -> int:
     if value is None:
         if continued:
             return 0
-        raise _missing("input")
+        raise missing_parameter("input")
     if isinstance(value, str):
         texts.append(value)
         return PER_MESSAGE_TOKENS + estimate_tokens(value)
     if not isinstance(value, list):
-        raise _type_error("input", "a string or an array of input items", value)
+        raise invalid_type("input", "a string or an array of input items", value)
     if not value:
         raise ApiError(
             "Invalid 'input': empty array. Expected an array with minimum length 1, but got an empty array "
@@ -385,10 +364,10 @@ def _input_tokens(value: object, continued: bool, texts: list[str]) -> int:
     for i, item in enumerate(value):
         where = f"input[{i}]"
         if not isinstance(item, dict):
-            raise _type_error(where, "an object", item)
+            raise invalid_type(where, "an object", item)
         kind = item.get("type", "message")
         if not isinstance(kind, str):
-            raise _type_error(f"{where}.type", "a string", kind)
+            raise invalid_type(f"{where}.type", "a string", kind)
         tokens += PER_MESSAGE_TOKENS
         if kind == "message":
             tokens += _message_tokens(item, where, texts)
@@ -413,15 +392,15 @@ def _input_tokens(value: object, continued: bool, texts: list[str]) -> int:
         else:
             raise _unsupported(
                 f"{where}.type",
-                f"Input items of type {_short(kind, 60)} are not supported by this mock server; it "
+                f"Input items of type {quoted(kind, 60)} are not supported by this mock server; it "
                 "understands 'message', 'function_call', 'function_call_output' and 'reasoning'.",
             )
     if not continued:
         for i, call_id in outputs:
             if call_id not in calls:
-                raise _invalid(
+                raise invalid_value(
                     f"input[{i}].call_id",
-                    f"No tool call found for function call output with call_id {_short(call_id, 70)}.",
+                    f"No tool call found for function call output with call_id {quoted(call_id, 70)}.",
                 )
     return tokens
 
@@ -447,7 +426,7 @@ def _check_schema(schema: dict[str, Any], strict: bool, where: str, what: str, c
         ) from None
     except _GENERATION_ERRORS as err:
         raise ApiError(
-            f"Invalid schema for {what}: {_short(str(err), 200)}", param=where, code=code
+            f"Invalid schema for {what}: {quoted(str(err), 200)}", param=where, code=code
         ) from None
 
 
@@ -485,33 +464,33 @@ def _tools(value: object) -> tuple[FunctionTool, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        raise _type_error("tools", "an array", value)
+        raise invalid_type("tools", "an array", value)
     tools: list[FunctionTool] = []
     names: set[str] = set()
     for i, tool in enumerate(value):
         where = f"tools[{i}]"
         if not isinstance(tool, dict):
-            raise _type_error(where, "an object", tool)
+            raise invalid_type(where, "an object", tool)
         kind = tool.get("type")
         if kind is None:
-            raise _missing(f"{where}.type")
+            raise missing_parameter(f"{where}.type")
         if not isinstance(kind, str):
-            raise _type_error(f"{where}.type", "a string", kind)
+            raise invalid_type(f"{where}.type", "a string", kind)
         if kind != "function":
             raise _unsupported(
                 f"{where}.type",
-                f"Tools of type {_short(kind, 60)} are not supported by this mock server; only 'function' "
+                f"Tools of type {quoted(kind, 60)} are not supported by this mock server; only 'function' "
                 "tools are (hosted tools such as web_search or file_search run on OpenAI's side).",
             )
         name = _string(tool.get("name"), f"{where}.name", required=True) or ""
         if not _TOOL_NAME.fullmatch(name):
-            raise _invalid(
+            raise invalid_value(
                 f"{where}.name",
                 f"Invalid '{where}.name': string does not match pattern. Expected a string that matches "
-                f"the pattern '^[a-zA-Z0-9_-]{{1,64}}$', but got {_short(name)}.",
+                f"the pattern '^[a-zA-Z0-9_-]{{1,64}}$', but got {quoted(name)}.",
             )
         if name in names:
-            raise _invalid(f"{where}.name", f"Duplicate tool name: {name!r}. Tool names must be unique.")
+            raise invalid_value(f"{where}.name", f"Duplicate tool name: {name!r}. Tool names must be unique.")
         names.add(name)
         description = _string(tool.get("description"), f"{where}.description")
         given = tool.get("strict")
@@ -520,7 +499,7 @@ def _tools(value: object) -> tuple[FunctionTool, ...]:
         example: Any = {}
         if parameters is not None:
             if not isinstance(parameters, dict):
-                raise _type_error(f"{where}.parameters", "an object (a JSON schema)", parameters)
+                raise invalid_type(f"{where}.parameters", "an object (a JSON schema)", parameters)
             what, code = f"function {name!r}", "invalid_function_parameters"
             example = _check_schema(parameters, strict, f"{where}.parameters", what, code)
             if given is None:
@@ -552,31 +531,33 @@ def _tool_choice(value: object, tools: tuple[FunctionTool, ...]) -> ToolChoice:
         return ToolChoice("auto", None, "auto")
     if isinstance(value, str):
         if value not in ("none", "auto", "required"):
-            raise _invalid(
+            raise invalid_value(
                 "tool_choice",
-                f"Invalid value for 'tool_choice': {_short(value)}. Supported values are: 'none', 'auto' "
+                f"Invalid value for 'tool_choice': {quoted(value)}. Supported values are: 'none', 'auto' "
                 "and 'required'.",
             )
         if value == "required" and not tools:
-            raise _invalid("tool_choice", "Tool choice 'required' must be specified with 'tools' parameter.")
+            raise invalid_value(
+                "tool_choice", "Tool choice 'required' must be specified with 'tools' parameter."
+            )
         mode: Literal["none", "auto", "required"] = (
             "none" if value == "none" else "required" if value == "required" else "auto"
         )
         return ToolChoice(mode, None, value)
     if not isinstance(value, dict):
-        raise _type_error("tool_choice", "a string or an object", value)
+        raise invalid_type("tool_choice", "a string or an object", value)
     kind = _string(value.get("type"), "tool_choice.type", required=True)
     if kind != "function":
         raise _unsupported(
             "tool_choice.type",
-            f"tool_choice of type {_short(kind, 60)} is not supported by this mock server; use 'none', "
+            f"tool_choice of type {quoted(kind, 60)} is not supported by this mock server; use 'none', "
             "'auto', 'required' or {'type': 'function', 'name': ...}.",
         )
     name = _string(value.get("name"), "tool_choice.name", required=True)
     if name not in {tool.name for tool in tools}:
-        raise _invalid(
+        raise invalid_value(
             "tool_choice.name",
-            f"Tool choice names the function {_short(name, 70)}, which is not in 'tools'.",
+            f"Tool choice names the function {quoted(name, 70)}, which is not in 'tools'.",
         )
     return ToolChoice("function", name, {"type": "function", "name": name})
 
@@ -595,25 +576,25 @@ def _text(value: object, prompt: str) -> tuple[TextFormat, dict[str, Any]]:
     if value is None:
         return plain, {"format": plain.echo, "verbosity": "medium"}
     if not isinstance(value, dict):
-        raise _type_error("text", "an object", value)
+        raise invalid_type("text", "an object", value)
     verbosity = _string(value.get("verbosity"), "text.verbosity") or "medium"
     if verbosity not in ("low", "medium", "high"):
-        raise _invalid(
+        raise invalid_value(
             "text.verbosity",
-            f"Invalid value for 'text.verbosity': {_short(verbosity)}. Supported values are: 'low', "
+            f"Invalid value for 'text.verbosity': {quoted(verbosity)}. Supported values are: 'low', "
             "'medium' and 'high'.",
         )
     spec = value.get("format")
     if spec is None:
         return plain, {"format": plain.echo, "verbosity": verbosity}
     if not isinstance(spec, dict):
-        raise _type_error("text.format", "an object", spec)
+        raise invalid_type("text.format", "an object", spec)
     kind = _string(spec.get("type"), "text.format.type", required=True)
     if kind == "text":
         fmt = plain
     elif kind == "json_object":
         if "json" not in prompt.lower():
-            raise _invalid(
+            raise invalid_value(
                 "input",
                 "Response input messages must contain the word 'json' in some form to use 'text.format' "
                 "of type 'json_object'.",
@@ -623,16 +604,16 @@ def _text(value: object, prompt: str) -> tuple[TextFormat, dict[str, Any]]:
     elif kind == "json_schema":
         name = _string(spec.get("name"), "text.format.name", required=True) or ""
         if not _TOOL_NAME.fullmatch(name):
-            raise _invalid(
+            raise invalid_value(
                 "text.format.name",
                 "Invalid 'text.format.name': string does not match pattern. Expected a string that "
-                f"matches the pattern '^[a-zA-Z0-9_-]{{1,64}}$', but got {_short(name)}.",
+                f"matches the pattern '^[a-zA-Z0-9_-]{{1,64}}$', but got {quoted(name)}.",
             )
         schema = spec.get("schema")
         if schema is None:
-            raise _missing("text.format.schema")
+            raise missing_parameter("text.format.schema")
         if not isinstance(schema, dict):
-            raise _type_error("text.format.schema", "an object (a JSON schema)", schema)
+            raise invalid_type("text.format.schema", "an object (a JSON schema)", schema)
         strict = _boolean(spec.get("strict"), "text.format.strict", False)
         description = _string(spec.get("description"), "text.format.description")
         example = _check_schema(
@@ -643,9 +624,9 @@ def _text(value: object, prompt: str) -> tuple[TextFormat, dict[str, Any]]:
             echo["description"] = description
         fmt = TextFormat("json_schema", schema, echo, example)
     else:
-        raise _invalid(
+        raise invalid_value(
             "text.format.type",
-            f"Invalid value for 'text.format.type': {_short(kind)}. Supported values are: 'text', "
+            f"Invalid value for 'text.format.type': {quoted(kind)}. Supported values are: 'text', "
             "'json_object' and 'json_schema'.",
         )
     return fmt, {"format": fmt.echo, "verbosity": verbosity}
@@ -658,16 +639,18 @@ def _metadata(value: object) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise _type_error("metadata", "an object of string values", value)
+        raise invalid_type("metadata", "an object of string values", value)
     if len(value) > _MAX_METADATA:
-        raise _invalid("metadata", f"Invalid 'metadata': at most {_MAX_METADATA} pairs, got {len(value)}.")
+        raise invalid_value(
+            "metadata", f"Invalid 'metadata': at most {_MAX_METADATA} pairs, got {len(value)}."
+        )
     for key, item in value.items():
         if len(key) > 64:
-            raise _invalid("metadata", f"Invalid 'metadata': key {_short(key, 40)} is longer than 64.")
+            raise invalid_value("metadata", f"Invalid 'metadata': key {quoted(key, 40)} is longer than 64.")
         if not isinstance(item, str):
-            raise _type_error(f"metadata.{key[:64]}", "a string", item)
+            raise invalid_type(f"metadata.{key[:64]}", "a string", item)
         if len(item) > 512:
-            raise _invalid(f"metadata.{key[:64]}", "Invalid 'metadata': a value is longer than 512.")
+            raise invalid_value(f"metadata.{key[:64]}", "Invalid 'metadata': a value is longer than 512.")
     return dict(value)
 
 
@@ -675,7 +658,7 @@ def _max_output_tokens(value: object, config: ServerConfig) -> int | None:
     if value is None:
         return None
     if not is_int(value):
-        raise _type_error("max_output_tokens", "an integer", value)
+        raise invalid_type("max_output_tokens", "an integer", value)
     if value < MIN_OUTPUT_TOKENS:
         raise ApiError(
             "Invalid 'max_output_tokens': integer below minimum value. Expected a value >= "
@@ -684,7 +667,7 @@ def _max_output_tokens(value: object, config: ServerConfig) -> int | None:
             code="integer_below_min_value",
         )
     if value > config.max_output_tokens:
-        raise _invalid(
+        raise invalid_value(
             "max_output_tokens",
             f"Invalid 'max_output_tokens': {value} is too large. This model supports at most "
             f"{config.max_output_tokens} output tokens.",
@@ -697,14 +680,16 @@ def _check_ignored(payload: dict[str, Any]) -> None:
         value = payload.get(name)
         if value is not None and not isinstance(value, types):
             expected = "an array" if types == (list,) else "an object" if types == (dict,) else "a string"
-            raise _type_error(name, expected, value)
+            raise invalid_type(name, expected, value)
     for name in ("top_logprobs", "max_tool_calls"):
         value = payload.get(name)
         if value is not None and not is_int(value):
-            raise _type_error(name, "an integer", value)
+            raise invalid_type(name, "an integer", value)
     top = payload.get("top_logprobs")
     if top is not None and not 0 <= top <= 20:
-        raise _invalid("top_logprobs", f"Invalid 'top_logprobs': expected 0 to 20, got {_short(top, 40)}.")
+        raise invalid_value(
+            "top_logprobs", f"Invalid 'top_logprobs': expected 0 to 20, got {quoted(top, 40)}."
+        )
 
 
 def parse_responses_request(
@@ -732,7 +717,7 @@ def parse_responses_request(
     previous = _string(payload.get("previous_response_id"), "previous_response_id")
     if previous is not None and previous not in stored:
         raise ApiError(
-            f"Previous response with id {_short(previous, 80)} not found.",
+            f"Previous response with id {quoted(previous, 80)} not found.",
             param="previous_response_id",
             code="previous_response_not_found",
         )
@@ -757,11 +742,11 @@ def parse_responses_request(
     options = payload.get("stream_options")
     if options is not None:
         if not stream:
-            raise _invalid(
+            raise invalid_value(
                 "stream_options", "The 'stream_options' parameter is only allowed when 'stream' is enabled."
             )
         if not isinstance(options, dict):
-            raise _type_error("stream_options", "an object", options)
+            raise invalid_type("stream_options", "an object", options)
     store = _boolean(payload.get("store"), "store", True)
     parallel = _boolean(payload.get("parallel_tool_calls"), "parallel_tool_calls", True)
     if _boolean(payload.get("background"), "background", False):
@@ -782,7 +767,7 @@ def parse_responses_request(
         raise model_not_found(model)
     if is_embedding_model(model):
         shown = model if len(model) <= 100 else model[:97] + "..."
-        raise _invalid(
+        raise invalid_value(
             "model",
             f"The model `{shown}` is an embedding model and is not supported on /v1/responses; use "
             "/v1/embeddings.",

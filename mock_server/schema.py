@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from .config import ServerConfig
 from .dice import Dice
-from .errors import ApiError, model_not_found
+from .errors import ApiError, invalid_type, invalid_value, missing_parameter, model_not_found, quoted
 from .structured import SchemaProblem, check_schema, find_schema_in_text, generate
 from .tokens import estimate_tokens, prompt_tokens
 from .validation import is_int
@@ -120,20 +120,6 @@ class ChatRequest:
     """The conversation ends with a tool (or function) result: an ``auto`` reply answers in text."""
 
 
-def _short(value: object, limit: int = 80) -> str:
-    # Error messages quote what they got; a megabyte of garbage should not come back in full.
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _type_error(param: str, expected: str, got: object) -> ApiError:
-    return ApiError(
-        f"Invalid type for '{param}': expected {expected}, but got {type(got).__name__} {_short(got)}.",
-        param=param,
-        code="invalid_type",
-    )
-
-
 # Which content part types each role may send (the spec's ChatCompletionRequest*MessageContentPart).
 _PART_TYPES: dict[str, frozenset[str]] = {
     "system": frozenset({"text"}),
@@ -149,33 +135,29 @@ _NULLABLE_CONTENT = frozenset({"assistant", "function"})
 _OPTIONAL_CONTENT = frozenset({"assistant"})
 
 
-def _missing(param: str) -> ApiError:
-    return ApiError(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
-
-
 def _check_string(message: dict[str, Any], name: str, where: str, *, required: bool) -> None:
     value = message.get(name)
     if value is None:
         if required:
-            raise _missing(f"{where}.{name}")
+            raise missing_parameter(f"{where}.{name}")
     elif not isinstance(value, str):
-        raise _type_error(f"{where}.{name}", "a string", value)
+        raise invalid_type(f"{where}.{name}", "a string", value)
 
 
 def _check_content(role: str, message: dict[str, Any], where: str) -> None:
     param = f"{where}.content"
     if "content" not in message and role not in _OPTIONAL_CONTENT:
-        raise _missing(param)
+        raise missing_parameter(param)
     content = message.get("content")
     if content is None:
         if role not in _NULLABLE_CONTENT:
-            raise _type_error(param, "a string or an array of content parts", content)
+            raise invalid_type(param, "a string or an array of content parts", content)
         return
     if isinstance(content, str):
         return
     if not isinstance(content, list) or role == "function":
         expected = "a string or null" if role == "function" else "a string or an array of content parts"
-        raise _type_error(param, expected, content)
+        raise invalid_type(param, expected, content)
     if not content:
         raise ApiError(
             f"Invalid '{param}': empty array. Expected an array with minimum length 1, but got an empty "
@@ -187,19 +169,19 @@ def _check_content(role: str, message: dict[str, Any], where: str) -> None:
     for j, part in enumerate(content):
         pwhere = f"{param}[{j}]"
         if not isinstance(part, dict):
-            raise _type_error(pwhere, "an object", part)
+            raise invalid_type(pwhere, "an object", part)
         kind = part.get("type")
         if not isinstance(kind, str):
-            raise _type_error(f"{pwhere}.type", "a string", kind)
+            raise invalid_type(f"{pwhere}.type", "a string", kind)
         if kind not in allowed:
             raise ApiError(
-                f"Invalid value: {_short(kind)}. Supported values for a {role} message are: "
+                f"Invalid value: {quoted(kind)}. Supported values for a {role} message are: "
                 f"{sorted(allowed)}.",
                 param=f"{pwhere}.type",
                 code="invalid_value",
             )
         if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
-            raise _type_error(f"{pwhere}.{kind}", "a string", part.get(kind))
+            raise invalid_type(f"{pwhere}.{kind}", "a string", part.get(kind))
 
 
 def _check_tool_calls(message: dict[str, Any], where: str) -> None:
@@ -207,16 +189,16 @@ def _check_tool_calls(message: dict[str, Any], where: str) -> None:
     if calls is None:
         return
     if not isinstance(calls, list):
-        raise _type_error(f"{where}.tool_calls", "an array", calls)
+        raise invalid_type(f"{where}.tool_calls", "an array", calls)
     for k, call in enumerate(calls):
         cwhere = f"{where}.tool_calls[{k}]"
         if not isinstance(call, dict):
-            raise _type_error(cwhere, "an object", call)
+            raise invalid_type(cwhere, "an object", call)
         _check_string(call, "id", cwhere, required=True)
         _check_string(call, "type", cwhere, required=True)
         function = call.get("function") if call.get("type") == "function" else call.get("custom")
         if function is not None and not isinstance(function, dict):
-            raise _type_error(f"{cwhere}.{call['type']}", "an object", function)
+            raise invalid_type(f"{cwhere}.{call['type']}", "an object", function)
 
 
 def _check_messages(messages: object) -> list[dict[str, Any]]:
@@ -236,9 +218,9 @@ def _check_messages(messages: object) -> list[dict[str, Any]]:
     ============  =====================================================  ===================================
     """
     if messages is None:
-        raise _missing("messages")
+        raise missing_parameter("messages")
     if not isinstance(messages, list):
-        raise _type_error("messages", "an array", messages)
+        raise invalid_type("messages", "an array", messages)
     if not messages:
         raise ApiError(
             "Invalid 'messages': empty array. Expected an array with minimum length 1.",
@@ -248,13 +230,13 @@ def _check_messages(messages: object) -> list[dict[str, Any]]:
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
-            raise _type_error(where, "an object", message)
+            raise invalid_type(where, "an object", message)
         role = message.get("role")
         if role is None:
-            raise _missing(f"{where}.role")
+            raise missing_parameter(f"{where}.role")
         if not isinstance(role, str) or role not in ROLES:
             raise ApiError(
-                f"Invalid value for '{where}.role': {_short(role)}. Supported values are: {sorted(ROLES)}.",
+                f"Invalid value for '{where}.role': {quoted(role)}. Supported values are: {sorted(ROLES)}.",
                 param=f"{where}.role",
                 code="invalid_value",
             )
@@ -266,7 +248,7 @@ def _check_messages(messages: object) -> list[dict[str, Any]]:
             _check_tool_calls(message, where)
             refusal = message.get("refusal")
             if refusal is not None and not isinstance(refusal, str):
-                raise _type_error(f"{where}.refusal", "a string or null", refusal)
+                raise invalid_type(f"{where}.refusal", "a string or null", refusal)
     return messages
 
 
@@ -275,7 +257,7 @@ def _optional_bool(payload: dict[str, Any], name: str, where: str = "") -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise _type_error(where + name, "a boolean", value)
+        raise invalid_type(where + name, "a boolean", value)
     return value
 
 
@@ -312,7 +294,7 @@ def _bounded_int(
     if value is None:
         return default
     if not is_int(value):
-        raise _type_error(name, "an integer", value)
+        raise invalid_type(name, "an integer", value)
     if value < minimum:
         raise ApiError(
             f"Invalid '{name}': integer below minimum value. Expected a value >= {minimum}, but got {value} "
@@ -354,7 +336,7 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
             "Missing required parameter: 'model'.", param="model", code="missing_required_parameter"
         )
     if not isinstance(model, str):
-        raise _type_error("model", "a string", model)
+        raise invalid_type("model", "a string", model)
 
     messages = _check_messages(payload.get("messages"))
 
@@ -364,7 +346,7 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
         if value is None:
             continue
         if not is_int(value):
-            raise _type_error(name, "an integer", value)
+            raise invalid_type(name, "an integer", value)
         if value < 1:
             raise ApiError(
                 f"Invalid '{name}': integer below minimum value. Expected a value >= 1, got {value}.",
@@ -393,7 +375,7 @@ def parse_chat_request(body: bytes, config: ServerConfig) -> ChatRequest:
                 code="invalid_value",
             )
         if not isinstance(options, dict):
-            raise _type_error("stream_options", "an object", options)
+            raise invalid_type("stream_options", "an object", options)
         include_usage = _optional_bool(options, "include_usage", "stream_options.")
 
     if config.models and model not in config.models:
@@ -424,20 +406,16 @@ MAX_TOOLS = 128
 _EMPTY_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
-def _invalid(param: str, message: str, code: str = "invalid_value") -> ApiError:
-    return ApiError(message, param=param, code=code)
-
-
 def _check_name(value: object, param: str) -> str:
     if value is None:
-        raise _missing(param)
+        raise missing_parameter(param)
     if not isinstance(value, str):
-        raise _type_error(param, "a string", value)
+        raise invalid_type(param, "a string", value)
     if not _NAME.fullmatch(value):
-        raise _invalid(
+        raise invalid_value(
             param,
             f"Invalid '{param}': string does not match pattern. Expected a string that matches the pattern "
-            f"'^[a-zA-Z0-9_-]+$' with at most 64 characters, got {_short(value)}.",
+            f"'^[a-zA-Z0-9_-]+$' with at most 64 characters, got {quoted(value)}.",
             "invalid_value" if len(value) <= 64 else "string_above_max_length",
         )
     return value
@@ -448,7 +426,7 @@ def _optional_strict(payload: dict[str, Any], param: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise _type_error(param, "a boolean or null", value)
+        raise invalid_type(param, "a boolean or null", value)
     return value
 
 
@@ -457,7 +435,7 @@ def _schema(
 ) -> dict[str, Any]:
     """A client's JSON schema, checked; a problem becomes OpenAI's 400 naming ``param`` and the path."""
     if not isinstance(value, dict):
-        raise _type_error(param, "an object (a JSON schema)", value)
+        raise invalid_type(param, "an object (a JSON schema)", value)
     try:
         schema = check_schema(value, strict=strict, where=param)
         if root_object and value and schema.get("type") != "object":
@@ -491,9 +469,9 @@ def schema_error(problem: SchemaProblem, subject: str, code: str) -> ApiError:
 def _function_tool(tool: dict[str, Any], where: str) -> FunctionTool:
     function = tool.get("function")
     if function is None:
-        raise _missing(f"{where}.function")
+        raise missing_parameter(f"{where}.function")
     if not isinstance(function, dict):
-        raise _type_error(f"{where}.function", "an object", function)
+        raise invalid_type(f"{where}.function", "an object", function)
     name = _check_name(function.get("name"), f"{where}.function.name")
     _check_string(function, "description", f"{where}.function", required=False)
     strict = _optional_strict(function, f"{where}.function.strict")
@@ -537,11 +515,11 @@ def parse_tools(payload: dict[str, Any]) -> ToolChoice:
     customs: set[str] = set()
     if raw_tools is not None:
         if not isinstance(raw_tools, list):
-            raise _type_error("tools", "an array", raw_tools)
+            raise invalid_type("tools", "an array", raw_tools)
         if not raw_tools:
             raise _empty_array("tools")
         if len(raw_tools) > MAX_TOOLS:
-            raise _invalid(
+            raise invalid_value(
                 "tools",
                 f"Invalid 'tools': array too long. Expected an array with maximum length {MAX_TOOLS}, but "
                 f"got an array with length {len(raw_tools)} instead.",
@@ -550,55 +528,55 @@ def parse_tools(payload: dict[str, Any]) -> ToolChoice:
         for i, tool in enumerate(raw_tools):
             where = f"tools[{i}]"
             if not isinstance(tool, dict):
-                raise _type_error(where, "an object", tool)
+                raise invalid_type(where, "an object", tool)
             kind = tool.get("type")
             if kind is None:
-                raise _missing(f"{where}.type")
+                raise missing_parameter(f"{where}.type")
             if kind == "function":
                 functions.append(_function_tool(tool, where))
             elif kind == "custom":
                 custom = tool.get("custom")
                 if not isinstance(custom, dict):
-                    raise _type_error(f"{where}.custom", "an object", custom)
+                    raise invalid_type(f"{where}.custom", "an object", custom)
                 customs.add(_check_name(custom.get("name"), f"{where}.custom.name"))
             else:
-                raise _invalid(
+                raise invalid_value(
                     f"{where}.type",
-                    f"Invalid value: {_short(kind)}. Supported values are: 'function' and 'custom'.",
+                    f"Invalid value: {quoted(kind)}. Supported values are: 'function' and 'custom'.",
                 )
     parallel = payload.get("parallel_tool_calls")
     if parallel is not None and not isinstance(parallel, bool):
-        raise _type_error("parallel_tool_calls", "a boolean", parallel)
+        raise invalid_type("parallel_tool_calls", "a boolean", parallel)
     allow_parallel = parallel is not False
 
     choice = payload.get("tool_choice")
     if choice is None:
         return ToolChoice("auto", tuple(functions), allow_parallel) if functions else NO_TOOLS
     if raw_tools is None:
-        raise _invalid(
+        raise invalid_value(
             "tool_choice",
             "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
         )
     by_name = {tool.name: tool for tool in functions}
     if isinstance(choice, str):
         if choice not in ("none", "auto", "required"):
-            raise _invalid(
+            raise invalid_value(
                 "tool_choice",
-                f"Invalid value: {_short(choice)}. Supported values are: 'none', 'auto', and 'required'.",
+                f"Invalid value: {quoted(choice)}. Supported values are: 'none', 'auto', and 'required'.",
             )
         if choice == "none" or not functions:
             return NO_TOOLS
         return ToolChoice("auto" if choice == "auto" else "required", tuple(functions), allow_parallel)
     if not isinstance(choice, dict):
-        raise _type_error("tool_choice", "a string or an object", choice)
+        raise invalid_type("tool_choice", "a string or an object", choice)
     kind = choice.get("type")
     if kind == "function":
         function = choice.get("function")
         if not isinstance(function, dict):
-            raise _type_error("tool_choice.function", "an object", function)
+            raise invalid_type("tool_choice.function", "an object", function)
         name = _check_name(function.get("name"), "tool_choice.function.name")
         if name not in by_name:
-            raise _invalid(
+            raise invalid_value(
                 "tool_choice",
                 f"Invalid value for 'tool_choice': function '{name}' is not one of the functions in 'tools' "
                 f"(available: {', '.join(sorted(by_name)) or 'none'}).",
@@ -607,20 +585,20 @@ def parse_tools(payload: dict[str, Any]) -> ToolChoice:
     if kind == "custom":
         custom = choice.get("custom")
         if not isinstance(custom, dict):
-            raise _type_error("tool_choice.custom", "an object", custom)
+            raise invalid_type("tool_choice.custom", "an object", custom)
         name = _check_name(custom.get("name"), "tool_choice.custom.name")
         if name not in customs:
-            raise _invalid(
+            raise invalid_value(
                 "tool_choice", f"Invalid value for 'tool_choice': custom tool '{name}' is not in 'tools'."
             )
         return NO_TOOLS
     if kind == "allowed_tools":
         return _allowed_tools(choice.get("allowed_tools"), by_name, customs, allow_parallel)
     if kind is None:
-        raise _missing("tool_choice.type")
-    raise _invalid(
+        raise missing_parameter("tool_choice.type")
+    raise invalid_value(
         "tool_choice.type",
-        f"Invalid value: {_short(kind)}. Supported values are: 'function', 'custom' and 'allowed_tools'.",
+        f"Invalid value: {quoted(kind)}. Supported values are: 'function', 'custom' and 'allowed_tools'.",
     )
 
 
@@ -629,26 +607,28 @@ def _allowed_tools(
 ) -> ToolChoice:
     param = "tool_choice.allowed_tools"
     if not isinstance(allowed, dict):
-        raise _type_error(param, "an object", allowed)
+        raise invalid_type(param, "an object", allowed)
     mode = allowed.get("mode")
     if mode not in ("auto", "required"):
-        raise _invalid(
-            f"{param}.mode", f"Invalid value: {_short(mode)}. Supported values are: 'auto' and 'required'."
+        raise invalid_value(
+            f"{param}.mode", f"Invalid value: {quoted(mode)}. Supported values are: 'auto' and 'required'."
         )
     listed = allowed.get("tools")
     if not isinstance(listed, list):
-        raise _type_error(f"{param}.tools", "an array", listed)
+        raise invalid_type(f"{param}.tools", "an array", listed)
     chosen: list[FunctionTool] = []
     for k, entry in enumerate(listed):
         where = f"{param}.tools[{k}]"
         if not isinstance(entry, dict):
-            raise _type_error(where, "an object", entry)
+            raise invalid_type(where, "an object", entry)
         body = entry.get(entry.get("type")) if isinstance(entry.get("type"), str) else None
         name = body.get("name") if isinstance(body, dict) else entry.get("name")
         if isinstance(name, str) and name in by_name:
             chosen.append(by_name[name])
         elif not (isinstance(name, str) and name in customs):
-            raise _invalid(where, f"Invalid value for '{where}': {_short(name)} is not a tool in 'tools'.")
+            raise invalid_value(
+                where, f"Invalid value for '{where}': {quoted(name)} is not a tool in 'tools'."
+            )
     if not chosen:
         return NO_TOOLS
     return ToolChoice("auto" if mode == "auto" else "required", tuple(chosen), parallel)
@@ -688,10 +668,10 @@ def parse_response_format(value: object, messages: list[dict[str, Any]]) -> Outp
     if value is None:
         return TEXT
     if not isinstance(value, dict):
-        raise _type_error("response_format", "an object", value)
+        raise invalid_type("response_format", "an object", value)
     kind = value.get("type")
     if kind is None:
-        raise _missing("response_format.type")
+        raise missing_parameter("response_format.type")
     if kind == "text":
         return TEXT
     if kind == "json_object":
@@ -704,15 +684,15 @@ def parse_response_format(value: object, messages: list[dict[str, Any]]) -> Outp
             )
         return OutputFormat("json_object", find_schema_in_text(_prompt_text(messages)))
     if kind != "json_schema":
-        raise _invalid(
+        raise invalid_value(
             "response_format.type",
-            f"Invalid value: {_short(kind)}. Supported values are: 'text', 'json_object', and 'json_schema'.",
+            f"Invalid value: {quoted(kind)}. Supported values are: 'text', 'json_object', and 'json_schema'.",
         )
     spec = value.get("json_schema")
     if spec is None:
-        raise _missing("response_format.json_schema")
+        raise missing_parameter("response_format.json_schema")
     if not isinstance(spec, dict):
-        raise _type_error("response_format.json_schema", "an object", spec)
+        raise invalid_type("response_format.json_schema", "an object", spec)
     name = _check_name(spec.get("name"), "response_format.json_schema.name")
     _check_string(spec, "description", "response_format.json_schema", required=False)
     strict = _optional_strict(spec, "response_format.json_schema.strict")
@@ -780,7 +760,7 @@ def native_dimensions(model: str) -> int:
 def _token_ids(value: list[Any], param: str) -> tuple[int, ...]:
     for k, token in enumerate(value):
         if not is_int(token):
-            raise _type_error(f"{param}[{k}]", "an integer token id", token)
+            raise invalid_type(f"{param}[{k}]", "an integer token id", token)
         if token < 0:
             raise ApiError(
                 f"Invalid '{param}[{k}]': integer below minimum value. Token ids are >= 0, got {token}.",
@@ -803,7 +783,7 @@ def _embedding_inputs(value: object) -> tuple[EmbeddingInput, ...]:
     """The spec's four forms of ``input``: a string, strings, token ids, or lists of token ids."""
     expected = "a string, an array of strings, an array of integers or an array of arrays of integers"
     if value is None:
-        raise _missing("input")
+        raise missing_parameter("input")
     if isinstance(value, str):
         if not value:
             raise ApiError(
@@ -813,7 +793,7 @@ def _embedding_inputs(value: object) -> tuple[EmbeddingInput, ...]:
             )
         return (value,)
     if not isinstance(value, list):
-        raise _type_error("input", expected, value)
+        raise invalid_type("input", expected, value)
     if not value:
         raise _empty_array("input")
     if len(value) > MAX_EMBEDDING_INPUTS:
@@ -831,7 +811,7 @@ def _embedding_inputs(value: object) -> tuple[EmbeddingInput, ...]:
         param = f"input[{i}]"
         if isinstance(first, str):
             if not isinstance(item, str):
-                raise _type_error(param, "a string (like input[0])", item)
+                raise invalid_type(param, "a string (like input[0])", item)
             if not item:
                 raise ApiError(
                     f"Invalid '{param}': empty string. Expected a non-empty string.",
@@ -841,12 +821,12 @@ def _embedding_inputs(value: object) -> tuple[EmbeddingInput, ...]:
             inputs.append(item)
         elif isinstance(first, list):
             if not isinstance(item, list):
-                raise _type_error(param, "an array of integers (like input[0])", item)
+                raise invalid_type(param, "an array of integers (like input[0])", item)
             if not item:
                 raise _empty_array(param)
             inputs.append(_token_ids(item, param))
         else:
-            raise _type_error(param, "a string, an integer or an array of integers", item)
+            raise invalid_type(param, "a string, an integer or an array of integers", item)
     return tuple(inputs)
 
 
@@ -862,23 +842,23 @@ def parse_embedding_request(body: bytes, config: ServerConfig) -> EmbeddingReque
     for name in payload:
         if name not in _EMBEDDING_FIELDS:
             raise ApiError(
-                f"Unknown parameter: '{_short(name, 60)}'.", param=name[:60], code="unknown_parameter"
+                f"Unknown parameter: '{quoted(name, 60)}'.", param=name[:60], code="unknown_parameter"
             )
     model = payload.get("model")
     if model is None:
-        raise _missing("model")
+        raise missing_parameter("model")
     if not isinstance(model, str):
-        raise _type_error("model", "a string", model)
+        raise invalid_type("model", "a string", model)
     inputs = _embedding_inputs(payload.get("input"))
 
     encoding_format = payload.get("encoding_format", "float")
     if encoding_format is None:
         encoding_format = "float"
     if not isinstance(encoding_format, str):
-        raise _type_error("encoding_format", "a string", encoding_format)
+        raise invalid_type("encoding_format", "a string", encoding_format)
     if encoding_format not in ("float", "base64"):
         raise ApiError(
-            f"Invalid value for 'encoding_format': {_short(encoding_format)}. Supported values are: "
+            f"Invalid value for 'encoding_format': {quoted(encoding_format)}. Supported values are: "
             "'float' and 'base64'.",
             param="encoding_format",
             code="invalid_value",
@@ -888,7 +868,7 @@ def parse_embedding_request(body: bytes, config: ServerConfig) -> EmbeddingReque
         asked = _bounded_int(payload, "dimensions", 1, None, default=0)
     user = payload.get("user")
     if user is not None and not isinstance(user, str):
-        raise _type_error("user", "a string", user)
+        raise invalid_type("user", "a string", user)
 
     if config.models and model not in config.models:
         raise model_not_found(model)
