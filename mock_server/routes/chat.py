@@ -269,17 +269,7 @@ class ChatCompletions(LimitedRoute[ChatRequest, _Reply]):
 
         loop = asyncio.get_running_loop()
         cut = await _stream(exchange, loop, created)
-        self._state.by_status[200] += 1
-        if cut is None:
-            self._emit("completed", loop.time(), exchange.name, exchange.charge, done)
-        else:
-            self._emit(
-                "failed",
-                loop.time(),
-                exchange.name,
-                exchange.charge,
-                {**done, "code": "stream_cut", "chunks_sent": cut},
-            )
+        self.stream_ended(exchange, cut, done)
 
 
 def _pieces(choice: Choice) -> tuple[str, list[tuple[int, str]]]:

@@ -17,8 +17,8 @@ step                   what happens (hooks in **bold**)
 4. plan                **plan**: everything about the reply (fault, content, latency) from the request's own
                        ``Dice(seed, seq)``, before its first byte; event ``accepted``
 5. serve               **serve**: sleep and answer (helpers: :meth:`LimitedRoute.fail` for an injected
-                       error, :meth:`LimitedRoute.reply_json` for a whole JSON reply); event ``completed``
-                       or ``failed``
+                       error, :meth:`LimitedRoute.reply_json` for a whole JSON reply,
+                       :meth:`LimitedRoute.stream_ended` after a stream); event ``completed`` or ``failed``
 =====================  ====================================================================================
 
 **describe** gives the request's own fields for the event details (``model``, ``prompt_tokens``, ...).
@@ -265,6 +265,19 @@ class LimitedRoute(abc.ABC, Generic[RequestT, PlanT]):
         await respond(exchange.send, 200, body, exchange.headers)
         self._state.by_status[200] += 1
         self._emit("completed", loop.time(), exchange.name, exchange.charge, done)
+
+    def stream_ended(
+        self, exchange: Exchange[RequestT, PlanT], cut: int | None, done: dict[str, Any]
+    ) -> None:
+        """Record a streamed 200 that has ended: ``completed`` with ``done``, or -- when the fault cut it
+        after ``cut`` chunks -- ``failed`` with code ``stream_cut``."""
+        now = asyncio.get_running_loop().time()
+        self._state.by_status[200] += 1
+        if cut is None:
+            self._emit("completed", now, exchange.name, exchange.charge, done)
+        else:
+            detail = {**done, "code": "stream_cut", "chunks_sent": cut}
+            self._emit("failed", now, exchange.name, exchange.charge, detail)
 
 
 def _is_error(fault: Fault) -> bool:

@@ -266,17 +266,7 @@ class Responses(LimitedRoute[ResponsesRequest, _Reply]):
             return
         loop = asyncio.get_running_loop()
         cut = await _stream(exchange, loop, created)
-        self._state.by_status[200] += 1
-        if cut is None:
-            self._emit("completed", loop.time(), exchange.name, exchange.charge, done)
-        else:
-            self._emit(
-                "failed",
-                loop.time(),
-                exchange.name,
-                exchange.charge,
-                {**done, "code": "stream_cut", "chunks_sent": cut},
-            )
+        self.stream_ended(exchange, cut, done)
 
     def _remember(self, response_id: str) -> None:
         self._stored[response_id] = None
