@@ -15,7 +15,6 @@ route, and merges everything into one :class:`~throttle_lab.Trace` on one clock,
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import math
 import os
@@ -28,11 +27,9 @@ from types import TracebackType
 
 import httpx
 
-from ..core.limiters.gcra import GCRA
-from ..core.limiters.token_bucket import TokenBucket
-from ..core.runtime import run
 from ..core.trace import Trace
 from .grading import Guide, Report
+from .worker_lab import simulate_workers
 
 __all__ = ["MockServer", "check_split", "hint", "run_workers", "solution"]
 
@@ -244,34 +241,19 @@ def check_split(
         )
     report = Report(title)
     bucket = server_rpm * server_window / 60.0
-    try:
-        limiters = [GCRA(per_minute=rpm_per_worker, burst=burst_per_worker) for _ in range(workers)]
-        if burst_per_worker < 1:  # a GCRA takes it, but can never grant a whole request
-            raise ValueError(f"burst={burst_per_worker:g} is below one request")
+    split = {
+        "requests": requests,
+        "rpm": rpm_per_worker,
+        "burst": burst_per_worker,
+        "server_rpm": server_rpm,
+        "server_window": server_window,
+    }
+    try:  # the slider lab's model: each worker its own GCRA, the key a token bucket
+        everyone = simulate_workers(workers=workers, **split)
     except (TypeError, ValueError) as exc:
         report.add("a valid limiter for each worker", False, str(exc), _invalid_hint(burst_per_worker))
         return report
-
-    async def main(busy: int) -> tuple[list[list[float]], int]:
-        server = TokenBucket(per_minute=server_rpm, capacity=bucket)
-        loop = asyncio.get_running_loop()
-        sends: list[list[float]] = [[] for _ in range(busy)]
-        limited = 0
-
-        async def worker(limiter: GCRA, mine: list[float]) -> None:
-            nonlocal limited
-            for _ in range(requests):
-                await limiter.acquire()
-                mine.append(loop.time())
-                if not server.try_acquire():
-                    limited += 1
-
-        await asyncio.gather(
-            *(worker(limiter, mine) for limiter, mine in zip(limiters[:busy], sends, strict=True))
-        )
-        return sends, limited
-
-    sends, limited = run(main(workers))
+    sends, limited = everyone.sends, everyone.limited
     total_rpm = workers * rpm_per_worker
     report.add(
         "no 429s",
@@ -297,8 +279,7 @@ def check_split(
     )
     if not report.passed:
         return report
-    alone, _ = run(main(1))
-    alone_rate = _sustained_rate(alone)
+    alone_rate = _sustained_rate(simulate_workers(workers=1, **split).sends)
     report.note = (
         f"note: with this split a worker on its own gets only {alone_rate:.0f} per minute "
         f"({alone_rate / server_rpm:.0%} of the key) -- a shared limit would give it all {server_rpm:g}."

@@ -1,9 +1,10 @@
 """Lesson 10's slider lab: several workers on one key, each with its own limiter or one shared limit.
 
-On virtual time, no Redis and no processes: the same in-process model as the lesson's exercise
-(:func:`throttle_lab.lab.many_workers.check_split`).  ``workers`` workers each send ``requests`` requests
-as fast as their limiter lets them; the key's server is a token bucket of ``server_rpm`` per minute holding
-``server_rpm × server_window / 60`` requests, and refuses (a 429) whatever finds it empty::
+On virtual time, no Redis and no processes: the in-process model the lesson's exercise grades with too
+(:func:`throttle_lab.lab.many_workers.check_split` runs its workers through :func:`simulate_workers`).
+``workers`` workers each send ``requests`` requests as fast as their limiter lets them; the key's server
+is a token bucket of ``server_rpm`` per minute holding ``server_rpm × server_window / 60`` requests, and
+refuses (a 429) whatever finds it empty::
 
     run = run_workers_lab(workers=4, requests=15, rpm=600, burst=3)               # a GCRA each
     run = run_workers_lab(workers=4, requests=15, rpm=600, burst=3, shared=True)  # one GCRA for all
