@@ -260,10 +260,9 @@ def _show(figure: Figure) -> None:
     A PNG rather than the live figure: it looks the same under every backend and front end, stays in the
     saved notebook, and closing the figure at once keeps pyplot from showing it again after the cell.
     """
-    from IPython import get_ipython
     from IPython.display import Image, display
 
-    if get_ipython() is None:
+    if not _in_ipython():
         return  # a script or a test: the caller has the figure
     display(Image(data=render_png(figure), format="png"))  # type: ignore[no-untyped-call]
     plt.close(figure)
