@@ -27,7 +27,7 @@ from .client.backoff import (
 )
 from .client.retry import RetryError, RetryPolicy
 from .client.retry_after import parse_retry_after
-from .client.tokens import estimate_request_tokens
+from .client.tokens import estimate_request_tokens, estimate_tokens
 from .client.transport import ThrottledTransport
 from .core.events import Event, Kind, observe, record, request_scope
 from .core.gate import RequestGate
@@ -50,6 +50,7 @@ from .core.runtime import (
     run,
 )
 from .core.throttler import Permit, Throttler
+from .core.tokens import Tokens
 from .core.trace import Summary, Trace
 
 __all__ = [
@@ -78,12 +79,14 @@ __all__ = [
     "ThrottledTransport",
     "Throttler",
     "TokenBucket",
+    "Tokens",
     "Trace",
     "VirtualTimeDeadlock",
     "VirtualTimeError",
     "VirtualTimeLivelock",
     "VirtualTimeLoop",
     "estimate_request_tokens",
+    "estimate_tokens",
     "now",
     "observe",
     "parse_retry_after",

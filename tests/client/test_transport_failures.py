@@ -141,11 +141,11 @@ def test_an_error_in_reconcile_gives_the_slot_back() -> None:
 
         broken = 2
 
-        def _reconcile(self, permit: Any, body: Mapping[str, Any], content: bytes) -> None:
+        def _reconcile(self, permit: Any, body: Mapping[str, Any], content: bytes, path: str) -> None:
             if self.broken:
                 self.broken -= 1
                 raise RuntimeError("books do not balance")
-            super()._reconcile(permit, body, content)
+            super()._reconcile(permit, body, content, path)
 
     async def main() -> int:
         limiter = Throttler(max_concurrent=2)

@@ -58,11 +58,12 @@ import httpx
 from ..core.events import Kind, emit, request_scope
 from ..core.gate import UNMETERED, Admission, ChargeTokens, CoolsDown, RequestGate, Slotted
 from ..core.limiters._base import Limiter
+from ..core.tokens import Tokens
 from .adaptive import AIMD, ClientSideThrottle
 from .held_responses import Hold, failed, read_raw, rebuild, rebuild_stream
 from .retry import IDEMPOTENT_METHODS, RetryError, RetryPolicy
 from .retry_after import parse_retry_after
-from .tokens import estimate_request_tokens, max_tokens_of, request_body
+from .tokens import estimate_tokens, request_body
 
 __all__ = ["ThrottledTransport", "server_charge"]
 
@@ -97,21 +98,38 @@ def _as_gate(limiter: object, weight: str) -> RequestGate | None:
     raise ValueError(f"limiter must have admit(tokens) or slot(weight), got {limiter!r}")
 
 
-def server_charge(
-    body: Mapping[str, Any], response: Mapping[str, Any], default_max_tokens: int
-) -> float | None:
-    """What the server charged against TPM: its count of the prompt plus the reply budget.
+def _count(usage: Mapping[str, Any], key: str) -> int | None:
+    value = usage.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
-    Providers check TPM at admission, before the reply exists, so they charge ``max_tokens`` and do not refund
-    the unused part; only the prompt estimate gets corrected.
+
+def server_charge(
+    body: Mapping[str, Any],
+    response: Mapping[str, Any],
+    default_max_tokens: int,
+    *,
+    path: str | None = None,
+) -> Tokens | None:
+    """What the server charged, as :class:`~throttle_lab.Tokens`: its count of the input, and the reply
+    budget as the dialect books it (``path`` names the dialect, as in :func:`estimate_tokens`).
+
+    OpenAI checks TPM at admission, before the reply exists, so it charges ``max_tokens`` (``n`` times) and
+    does not refund the unused part: only the input estimate gets corrected.  Anthropic charges
+    ``max_tokens`` against OTPM at admission too, but corrects it to the output really produced when the
+    request ends -- so there the output is reconciled as well (cache reads do not count against ITPM).
     """
     usage = response.get("usage")
     if not isinstance(usage, Mapping):
         return None
-    prompt = usage.get("prompt_tokens")
-    if not isinstance(prompt, int) or isinstance(prompt, bool) or prompt < 0:
-        return None
-    return prompt + max_tokens_of(body, default_max_tokens)
+    estimate = estimate_tokens(body, path=path, default_max_tokens=default_max_tokens)
+    where = (path or "").rstrip("/")
+    if where.endswith("/messages"):
+        read, written = _count(usage, "input_tokens"), _count(usage, "output_tokens")
+        if read is None or written is None:
+            return None
+        return Tokens(read + (_count(usage, "cache_creation_input_tokens") or 0), written)
+    counted = _count(usage, "input_tokens" if where.endswith("/responses") else "prompt_tokens")
+    return None if counted is None else Tokens(counted, estimate.output)
 
 
 class ThrottledTransport(httpx.AsyncBaseTransport):
@@ -196,7 +214,10 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         await request.aread()
         self._add_idempotency_key(request)
         body = request_body(request.content) if request.method == "POST" else None
-        tokens = estimate_request_tokens(body, default_max_tokens=self.default_max_tokens) if body else 0
+        path = request.url.path
+        tokens: float = (
+            estimate_tokens(body, path=path, default_max_tokens=self.default_max_tokens) if body else 0
+        )
         started = loop.time()
         attempt = 0
         while True:
@@ -225,7 +246,7 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
                 if status == 429:
                     # Pause (and drain) *before* giving the slot back: released first, the slot would go
                     # to the next waiter at once, and it would be sent into the wall the 429 just found.
-                    self._on_rate_limited(loop.time(), hint, content)
+                    self._on_rate_limited(loop.time(), hint, content, response.headers)
                 elif self.client_throttle is not None:
                     self.client_throttle.record(True)  # the backend answered; overload is not rejection
                 await hold.release()
@@ -280,7 +301,7 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
             and admission is not UNMETERED  # nothing to correct: skip parsing the body
             and not response.headers.get("content-encoding")
         ):
-            self._reconcile(admission, body, content)
+            self._reconcile(admission, body, content, request.url.path)
         await hold.release((outcome, {"status": status}))
         return rebuild(response, content, request)
 
@@ -288,13 +309,10 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         if self.gate is not None:
             await hold.enter(self.gate.admit(tokens))
 
-    def _on_rate_limited(self, now: float, hint: float | None, content: bytes) -> None:
-        limit_type = None
-        try:
-            error = json.loads(content).get("error", {})
-            limit_type = error.get("type") if isinstance(error, dict) else None
-        except (ValueError, AttributeError):
-            pass
+    def _on_rate_limited(
+        self, now: float, hint: float | None, content: bytes, headers: httpx.Headers
+    ) -> None:
+        limit_type = _limit_type(content, headers)
         emit(now, Kind.HTTP_429, self.name, detail={"status": 429, "hint": hint, "type": limit_type})
         if self.aimd is not None:
             self.aimd.on_rate_limited(now)
@@ -307,11 +325,11 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         ):
             self._cool_down.pause(hint)
 
-    def _reconcile(self, permit: Admission, body: Mapping[str, Any], content: bytes) -> None:
+    def _reconcile(self, permit: Admission, body: Mapping[str, Any], content: bytes, path: str) -> None:
         parsed = request_body(content)
         if parsed is None:
             return
-        charged = server_charge(body, parsed, self.default_max_tokens)
+        charged = server_charge(body, parsed, self.default_max_tokens, path=path)
         if charged is not None:
             permit.reconcile(charged)
 
@@ -330,6 +348,26 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
                 last_response=response,
             )
         return response
+
+
+_ANTHROPIC_BUDGETS = ("requests", "input-tokens", "output-tokens", "tokens")
+
+
+def _limit_type(content: bytes, headers: httpx.Headers) -> str | None:
+    """Which limit a 429 names: OpenAI's ``error.type`` ("requests", "tokens"); for Anthropic, whose error
+    type is always ``rate_limit_error``, the budget its headers show spent ("input_tokens", ...)."""
+    try:
+        error = json.loads(content).get("error", {})
+        named = error.get("type") if isinstance(error, dict) else None
+    except (ValueError, AttributeError):
+        return None
+    limit_type = named if isinstance(named, str) else None
+    if limit_type != "rate_limit_error":
+        return limit_type
+    for budget in _ANTHROPIC_BUDGETS:
+        if headers.get(f"anthropic-ratelimit-{budget}-remaining", "").strip() == "0":
+            return budget.replace("-", "_")
+    return limit_type
 
 
 def _local_rejection(request: httpx.Request) -> httpx.Response:

@@ -6,6 +6,10 @@ An LLM API enforces several limits at once, and a request needs room under *all*
     request ──────> ┼ requests:    one more this minute?  (rpm)          all yes -> take all three,
     (est. tokens)   └ tokens:      its tokens this minute? (tpm)          now, and send
 
+Anthropic counts input and output tokens separately (ITPM, OTPM): give ``itpm=`` / ``otpm=`` and charge
+each request a :class:`~throttle_lab.Tokens` (``Tokens(input=…, output=max_tokens)``); the reservation is
+then all-or-nothing across requests, input tokens and output tokens (and ``tpm`` too, if given).
+
 Taking them one after another goes wrong in a subtle way.  The article's design waits for the rate limit
 first and *then* for a concurrency slot.  While it waits for the slot, the rate it booked ages: once the
 slot frees, requests go out back to back, faster than the rate they were booked at, and the server --
@@ -55,12 +59,26 @@ from .gate import RequestGate
 from .limiters._base import Limiter
 from .limiters.concurrency import ConcurrencyLimiter
 from .limiters.token_bucket import TokenBucket
+from .tokens import Tokens
 from .validation import check_non_negative, check_positive
 from .waiting_room import _MUST_WAIT, WaitingRoom
 
 __all__ = ["Permit", "Throttler", "ThrottlerStatistics"]
 
 INF = math.inf
+
+# What each meter is charged per request: one unit, or the charge's total, input or output tokens.
+_ONE, _TOTAL, _INPUT, _OUTPUT = 0, 1, 2, 3
+
+
+def _units(weight: float, part: int) -> float:
+    if part == _ONE:
+        return 1
+    if part == _TOTAL:
+        return weight
+    # Only throttlers with split meters ask for a part, and they turn every charge into Tokens first.
+    assert isinstance(weight, Tokens)
+    return weight.input if part == _INPUT else weight.output
 
 
 class Permit:
@@ -72,7 +90,7 @@ class Permit:
 
     __slots__ = ("_receipts", "_released", "_throttler", "tokens")
 
-    def __init__(self, throttler: Throttler, tokens: float, receipts: tuple[Any, Any, Any]) -> None:
+    def __init__(self, throttler: Throttler, tokens: float, receipts: tuple[Any, ...]) -> None:
         self._throttler = throttler
         self.tokens = tokens
         self._receipts = receipts
@@ -98,16 +116,27 @@ class Permit:
         A charge larger than the whole token budget is capped at the budget: no server admits more than
         that in one request, and a bogus ``usage`` (say ``2**31``) must not put the next request years
         away.
+
+        A throttler with input and output budgets (``itpm`` / ``otpm``) is reconciled with a
+        :class:`~throttle_lab.Tokens`: ``permit.reconcile(Tokens(input=usage.input_tokens,
+        output=usage.output_tokens))`` -- Anthropic charges ``max_tokens`` against OTPM at admission and
+        corrects it to the output really produced when the request ends.
         """
-        charged = min(check_non_negative("actual_tokens", actual_tokens), self._throttler.max_weight)
-        delta = charged - self.tokens
-        if delta:
-            self._throttler._adjust_tokens(self, delta)
+        check_non_negative("actual_tokens", actual_tokens)
+        charged = self._throttler._capped_charge(actual_tokens)
+        if charged != self.tokens or (
+            isinstance(charged, Tokens) and charged.input != _input_of(self.tokens)
+        ):
+            self._throttler._adjust_tokens(self, charged)
             self.tokens = charged
 
     def __repr__(self) -> str:
         state = "released" if self._released else "held"
         return f"<Permit tokens={self.tokens:g} {state}>"
+
+
+def _input_of(tokens: float) -> float | None:
+    return tokens.input if isinstance(tokens, Tokens) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +146,8 @@ class ThrottlerStatistics(LimiterStatistics):
     requests_level: float | None
     tokens_level: float | None
     tokens_granted: float
+    input_tokens_level: float | None = None
+    output_tokens_level: float | None = None
 
 
 class Throttler(WaitingRoom):
@@ -130,14 +161,18 @@ class Throttler(WaitingRoom):
     Args:
         max_concurrent: requests in flight at once (None: no limit).
         rpm: requests per minute (None: no limit).
-        tpm: tokens per minute (None: no limit).
+        tpm: tokens per minute (None: no limit), charged each request's whole token estimate.
+        itpm, otpm: input and output tokens per minute (None: no limit), Anthropic's split budgets.  With
+            either, every request's charge is a :class:`~throttle_lab.Tokens` (``acquire(Tokens(input=…,
+            output=…))``); a plain number is refused, since the throttler could not tell its parts.
         burst_seconds: how many seconds' worth of each per-minute limit may go at once.  Each limit becomes
             a token bucket holding ``limit x burst_seconds / 60`` and refilling at ``limit / 60`` per
             second -- the way providers enforce them.  60 (default) lets a fresh minute's whole budget go
             at once; use the server's own span (e.g. 1 s) to never burst above what it tolerates.  (Not a
             window in the sense of :class:`~throttle_lab.SlidingWindowLog`'s ``window_seconds``: the
             bucket refills continuously.  ``window=`` is the 0.1 spelling, still accepted.)
-        requests, tokens: limiters to use instead of the default buckets (e.g. a ``SlidingWindowLog``).
+        requests, tokens, input_tokens, output_tokens: limiters to use instead of the default buckets (e.g. a
+            ``SlidingWindowLog``).
             They serve as *meters*: the throttler asks them when a request fits and books it; their own
             queues stay empty.
         name: how events and ``repr`` call it.
@@ -155,9 +190,13 @@ class Throttler(WaitingRoom):
         rpm: float | None = None,
         tpm: float | None = None,
         *,
+        itpm: float | None = None,
+        otpm: float | None = None,
         burst_seconds: float | None = None,
         requests: Limiter | None = None,
         tokens: Limiter | None = None,
+        input_tokens: Limiter | None = None,
+        output_tokens: Limiter | None = None,
         name: str = "throttler",
         window: float | None = None,
     ) -> None:
@@ -168,8 +207,13 @@ class Throttler(WaitingRoom):
         self.burst_seconds = check_positive("burst_seconds" if window is None else "window", span)
         if rpm is not None and requests is not None:
             raise ValueError("give rpm= or requests=, not both")
-        if tpm is not None and tokens is not None:
-            raise ValueError("give tpm= or tokens=, not both")
+        for label, limit, meter_given, meter_name in (
+            ("tpm", tpm, tokens, "tokens"),
+            ("itpm", itpm, input_tokens, "input_tokens"),
+            ("otpm", otpm, output_tokens, "output_tokens"),
+        ):
+            if limit is not None and meter_given is not None:
+                raise ValueError(f"give {label}= or {meter_name}=, not both")
         self.concurrency = (
             ConcurrencyLimiter(max_concurrent, name=f"{name}.concurrency")
             if max_concurrent is not None
@@ -177,17 +221,28 @@ class Throttler(WaitingRoom):
         )
         self.requests = requests if requests is not None else self._bucket("rpm", rpm, f"{name}.requests")
         self.tokens = tokens if tokens is not None else self._bucket("tpm", tpm, f"{name}.tokens")
-        if self.requests is not None and self.requests is self.tokens:
-            raise ValueError("requests= and tokens= must be two different limiters")
+        self.input_tokens = (
+            input_tokens if input_tokens is not None else self._bucket("itpm", itpm, f"{name}.input_tokens")
+        )
+        self.output_tokens = (
+            output_tokens
+            if output_tokens is not None
+            else self._bucket("otpm", otpm, f"{name}.output_tokens")
+        )
+        meters_given = [
+            m for m in (self.requests, self.tokens, self.input_tokens, self.output_tokens) if m is not None
+        ]
+        if len({id(m) for m in meters_given}) < len(meters_given):
+            raise ValueError(
+                "requests=, tokens=, input_tokens= and output_tokens= must be different limiters"
+            )
         if self.requests is not None and self.requests.max_weight < 1:
             # Every request takes one unit: a bucket that holds less than one would never grant any.
             raise ValueError(
                 f"the requests budget holds {self.requests.max_weight:g} of a request "
                 "(rpm x burst_seconds / 60): raise burst_seconds to at least 60 / rpm seconds"
             )
-        for meter in (self.requests, self.tokens):
-            if meter is None:
-                continue
+        for meter in meters_given:
             if meter.holds_capacity:
                 raise ValueError(
                     f"{meter.name} holds capacity until released; pass it as max_concurrent instead"
@@ -200,15 +255,22 @@ class Throttler(WaitingRoom):
                     f"{meter.name} already meters {getattr(owner, 'name', owner)!r}; give each throttler "
                     "its own meter (to share one budget, share the Throttler itself)"
                 )
-        for meter in (self.requests, self.tokens):
-            if meter is not None:
-                meter._owner = weakref.ref(self)  # weak: a meter outlives a throttler that is gone
-        # (meter, charged by tokens?) for each limit this throttler has, built once: acquire walks it.
-        self._meters: tuple[tuple[Limiter, bool], ...] = tuple(
-            (meter, by_tokens)
-            for meter, by_tokens in ((self.concurrency, False), (self.requests, False), (self.tokens, True))
+        for meter in meters_given:
+            meter._owner = weakref.ref(self)  # weak: a meter outlives a throttler that is gone
+        # (meter, what it is charged) for each limit this throttler has, built once: acquire walks it.
+        # The receipts of a grant are a tuple in this same order.
+        self._meters: tuple[tuple[Limiter, int], ...] = tuple(
+            (meter, part)
+            for meter, part in (
+                (self.concurrency, _ONE),
+                (self.requests, _ONE),
+                (self.tokens, _TOTAL),
+                (self.input_tokens, _INPUT),
+                (self.output_tokens, _OUTPUT),
+            )
             if meter is not None
         )
+        self._splits = self.input_tokens is not None or self.output_tokens is not None
         self._paused_until = -INF
         self._tokens_granted = 0.0
 
@@ -228,8 +290,11 @@ class Throttler(WaitingRoom):
         """Wait in line until a slot, a request and ``tokens`` tokens are all available; take them together.
 
         Returns a :class:`Permit`; call ``permit.release()`` when the response is complete (or use
-        :meth:`slot`, which does it for you).
+        :meth:`slot`, which does it for you).  With ``itpm`` / ``otpm``, ``tokens`` is a
+        :class:`~throttle_lab.Tokens`.
         """
+        if self._splits:
+            tokens = self._split(tokens)
         receipts = self._grant_now(tokens)
         if receipts is _MUST_WAIT:
             loop = self._loop
@@ -239,6 +304,8 @@ class Throttler(WaitingRoom):
 
     def try_acquire(self, tokens: float = 0) -> Permit | None:
         """A permit if one is available now without jumping the queue, else ``None``."""
+        if self._splits:
+            tokens = self._split(tokens)
         self._check_weight(tokens, zero_ok=True)
         loop = self._bind()
         now = loop.time()
@@ -332,7 +399,14 @@ class Throttler(WaitingRoom):
     def in_flight(self) -> float:
         return self.concurrency.in_use if self.concurrency is not None else 0
 
-    def set_limits(self, *, rpm: float | None = None, tpm: float | None = None) -> None:
+    def set_limits(
+        self,
+        *,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        itpm: float | None = None,
+        otpm: float | None = None,
+    ) -> None:
         """Change the per-minute rates from now on (adaptive throttling uses this).
 
         Only the refill rate changes; the bucket sizes stay.  Works when the meters support ``set_rate``
@@ -341,7 +415,12 @@ class Throttler(WaitingRoom):
         # Check everything first, change nothing until all of it is valid: a half-applied change (rpm
         # changed, then an error for tpm) would leave limits nobody asked for.
         changes: list[tuple[Callable[[float], None], float]] = []
-        for label, meter, limit in (("rpm", self.requests, rpm), ("tpm", self.tokens, tpm)):
+        for label, meter, limit in (
+            ("rpm", self.requests, rpm),
+            ("tpm", self.tokens, tpm),
+            ("itpm", self.input_tokens, itpm),
+            ("otpm", self.output_tokens, otpm),
+        ):
             if limit is None:
                 continue
             check_positive(label, limit)
@@ -357,40 +436,80 @@ class Throttler(WaitingRoom):
     def max_weight(self) -> float:
         return self.tokens.max_weight if self.tokens is not None else INF
 
+    # ------------------------------------------------------------------ charges with parts
+    def _split(self, tokens: float) -> float:
+        """The charge as :class:`Tokens` (a throttler with input/output meters needs both parts)."""
+        if isinstance(tokens, Tokens):
+            return tokens
+        if tokens == 0 and not isinstance(tokens, bool):
+            return Tokens(0, 0)
+        raise ValueError(
+            f"{self.name} meters input and output tokens separately (itpm/otpm): charge it "
+            f"Tokens(input=..., output=...), not {tokens!r}"
+        )
+
+    def _check_weight(self, weight: float, *, zero_ok: bool = False) -> None:
+        super()._check_weight(weight, zero_ok=zero_ok)
+        if isinstance(weight, Tokens):
+            for meter, part in self._meters:
+                if part >= _INPUT and _units(weight, part) > meter.max_weight:
+                    self._rejected += 1
+                    label = "input" if part == _INPUT else "output"
+                    raise ValueError(
+                        f"{label} tokens {_units(weight, part):g} exceed what {meter.name} can ever grant "
+                        f"({meter.max_weight:g}, its whole budget): this request could never be sent"
+                    )
+
+    def _capped_charge(self, actual: float) -> float:
+        """``actual`` capped at what each budget can hold (see :meth:`Permit.reconcile`)."""
+        if not self._splits:
+            return min(actual, self.max_weight)
+        if not isinstance(actual, Tokens):
+            raise ValueError(
+                f"{self.name} meters input and output tokens separately: reconcile with "
+                f"Tokens(input=..., output=...), not {actual!r}"
+            )
+        cap_in = self.input_tokens.max_weight if self.input_tokens is not None else INF
+        cap_out = self.output_tokens.max_weight if self.output_tokens is not None else INF
+        spent_in, spent_out = min(actual.input, cap_in), min(actual.output, cap_out)
+        total = spent_in + spent_out
+        if total > self.max_weight:  # a tpm meter too: scale both parts down to fit it
+            spent_in, spent_out = spent_in * self.max_weight / total, spent_out * self.max_weight / total
+        return Tokens(spent_in, spent_out)
+
     # ------------------------------------------------------------------ the combined algorithm
     def _ready_at(self, weight: float, now: float) -> float:
         # All-or-nothing: the request can go when the last of its limits lets it (and no pause holds).
         ready = self._paused_until
-        for meter, by_tokens in self._meters:
-            units = weight if by_tokens else 1
+        for meter, part in self._meters:
+            units = _units(weight, part)
             if units > 0:
                 at = meter._ready_at(units, now)
                 if at > ready:
                     ready = at
         return ready
 
-    def _take(self, weight: float, now: float) -> tuple[Any, Any, Any]:
-        if self.concurrency is not None:
-            self.concurrency._take(1, now)
-        requests = self.requests._take(1, now) if self.requests is not None else None
-        tokens = self.tokens._take(weight, now) if self.tokens is not None and weight > 0 else None
+    def _take(self, weight: float, now: float) -> tuple[Any, ...]:
+        receipts = []
+        for meter, part in self._meters:
+            units = _units(weight, part)
+            receipts.append(meter._take(units, now) if units > 0 else None)
         self._tokens_granted += weight
-        return (None, requests, tokens)
+        return tuple(receipts)
 
-    def _take_pending(self, weight: float, now: float) -> tuple[Any, Any, Any]:
-        if self.concurrency is not None:
-            self.concurrency._take(1, now)
-        requests = self.requests._take_pending(1, now) if self.requests is not None else None
-        tokens = self.tokens._take_pending(weight, now) if self.tokens is not None and weight > 0 else None
+    def _take_pending(self, weight: float, now: float) -> tuple[Any, ...]:
+        receipts = []
+        for meter, part in self._meters:
+            units = _units(weight, part)
+            receipts.append(meter._take_pending(units, now) if units > 0 else None)
         self._tokens_granted += weight
-        return (None, requests, tokens)
+        return tuple(receipts)
 
     def _settle(self, weight: float, receipt: Any, now: float) -> None:
-        _, requests, tokens = receipt
-        if self.requests is not None:
-            self.requests._settle(1, requests, now)
-        if self.tokens is not None and weight > 0:
-            self.tokens._settle(weight, tokens, now)
+        for (meter, part), booked in zip(self._meters, receipt, strict=True):
+            units = _units(weight, part)
+            if units > 0:
+                meter._settle(units, booked, now)
 
     def _at_rest(self, now: float) -> bool:
         return (
@@ -406,13 +525,10 @@ class Throttler(WaitingRoom):
         return True if now is None else self._at_rest(now)
 
     def _refund(self, weight: float, receipt: Any, now: float) -> None:
-        _, requests, tokens = receipt
-        if self.concurrency is not None:
-            self.concurrency._refund(1, None, now)
-        if self.requests is not None:
-            self.requests._refund(1, requests, now)
-        if self.tokens is not None and weight > 0:
-            self.tokens._refund(weight, tokens, now)
+        for (meter, part), booked in zip(self._meters, receipt, strict=True):
+            units = _units(weight, part)
+            if units > 0:
+                meter._refund(units, booked, now)
         self._tokens_granted -= weight
 
     def _level(self, now: float) -> float:
@@ -428,8 +544,13 @@ class Throttler(WaitingRoom):
         detail: dict[str, Any] = {"waited": waited, "in_flight": self.in_flight}
         if self.requests is not None:
             detail["requests_left"] = self.requests._level(now)
-        if self.tokens is not None:
-            detail["tokens_left"] = self.tokens._level(now)
+        for key, meter in (
+            ("tokens_left", self.tokens),
+            ("input_tokens_left", self.input_tokens),
+            ("output_tokens_left", self.output_tokens),
+        ):
+            if meter is not None:
+                detail[key] = meter._level(now)
         return detail
 
     def _release_permit(self, permit: Permit) -> None:
@@ -441,20 +562,36 @@ class Throttler(WaitingRoom):
         if self._n_waiting:  # a freed slot matters only to someone waiting
             self._wake()
 
-    def _adjust_tokens(self, permit: Permit, delta: float) -> None:
+    def _adjust_tokens(self, permit: Permit, charged: float) -> None:
         loop = self._loop
-        if self.tokens is None or loop is None:
+        if loop is None:
             return
         now = loop.time()
-        receipt = permit._receipts[2]
-        if receipt is None and permit.tokens == 0:
-            # Nothing was booked at grant time (no estimate): charge the real usage now, as debt.
-            self.tokens._take(delta, now)
-        else:
-            self.tokens._adjust(receipt, delta, now)
-        self._tokens_granted += delta
-        if _OBSERVERS.get():
-            emit(now, Kind.ADJUSTED, self.name, None, delta, {"tokens_left": self.tokens._level(now)})
+        detail: dict[str, Any] = {}
+        for (meter, part), receipt in zip(self._meters, permit._receipts, strict=True):
+            if part == _ONE:
+                continue
+            booked = _units(permit.tokens, part)
+            delta = _units(charged, part) - booked
+            if not delta:
+                pass
+            elif receipt is None and booked == 0:
+                # Nothing was booked at grant time (no estimate): charge the real usage now, as debt.
+                meter._take(delta, now)
+            else:
+                meter._adjust(receipt, delta, now)
+            key = (
+                "tokens_left"
+                if part == _TOTAL
+                else "input_tokens_left"
+                if part == _INPUT
+                else "output_tokens_left"
+            )
+            detail[key] = meter._level(now)
+        delta_total = charged - permit.tokens
+        self._tokens_granted += delta_total
+        if _OBSERVERS.get() and detail:
+            emit(now, Kind.ADJUSTED, self.name, None, delta_total, detail)
         self._wake()
 
     # ------------------------------------------------------------------ observation
@@ -467,6 +604,12 @@ class Throttler(WaitingRoom):
             requests_level=None if self.requests is None or now is None else self.requests._level(now),
             tokens_level=None if self.tokens is None or now is None else self.tokens._level(now),
             tokens_granted=self._tokens_granted,
+            input_tokens_level=None
+            if self.input_tokens is None or now is None
+            else self.input_tokens._level(now),
+            output_tokens_level=None
+            if self.output_tokens is None or now is None
+            else self.output_tokens._level(now),
         )
 
     def __repr__(self) -> str:
@@ -474,7 +617,12 @@ class Throttler(WaitingRoom):
         parts = [f"<Throttler {self.name!r}"]
         if self.concurrency is not None:
             parts.append(f"in_flight={self.in_flight:g}/{self.concurrency.max_concurrent}")
-        for label, meter in (("requests", self.requests), ("tokens", self.tokens)):
+        for label, meter in (
+            ("requests", self.requests),
+            ("tokens", self.tokens),
+            ("input_tokens", self.input_tokens),
+            ("output_tokens", self.output_tokens),
+        ):
             if meter is not None:
                 level = "?" if now is None else f"{meter._level(now):.1f}"
                 parts.append(f"{label}={level}")
