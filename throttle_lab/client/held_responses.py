@@ -20,14 +20,14 @@ import contextvars
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from ..core.events import Kind, current_request, emit, request_scope
 from ..core.gate import Admission
 
-__all__ = ["Hold", "Outcome", "failed", "read_raw", "rebuild", "rebuild_stream"]
+__all__ = ["Hold", "Outcome", "StreamWatcher", "failed", "read_raw", "rebuild", "rebuild_stream"]
 
 
 async def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -144,17 +144,32 @@ class Hold:
         return self._request
 
 
+class StreamWatcher(Protocol):
+    """Reads a streamed body as it passes (e.g. for its ``usage``) and settles the books when it ends."""
+
+    def feed(self, chunk: bytes) -> None: ...
+
+    def finish(self) -> None:
+        """The body ended normally (not when it broke off): called just before the slot is given back."""
+
+
 class _ReleasingStream(httpx.AsyncByteStream):
     """Passes a streamed body through and gives the hold back when the body ends, breaks off or is closed."""
 
-    def __init__(self, inner: httpx.Response, hold: Hold, outcome: Outcome) -> None:
+    def __init__(
+        self, inner: httpx.Response, hold: Hold, outcome: Outcome, watcher: StreamWatcher | None = None
+    ) -> None:
         self._inner = inner
         self._hold = hold
         self._outcome = outcome
+        self._watcher = watcher
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        watcher = self._watcher
         try:
             async for chunk in raw_chunks(self._inner):
+                if watcher is not None:
+                    watcher.feed(chunk)
                 yield chunk
         except (Exception, asyncio.CancelledError) as exc:
             # The body broke off, or its reader was cancelled: the request is over now, whether or not the
@@ -165,6 +180,12 @@ class _ReleasingStream(httpx.AsyncByteStream):
                 cancelled = isinstance(exc, asyncio.CancelledError)
                 await self._hold.release((Kind.CANCELLED, None) if cancelled else failed(exc))
             raise
+        if watcher is not None:
+            try:
+                watcher.finish()
+            except BaseException as exc:  # a bug in the books must not keep the slot
+                await self._hold.release(failed(exc))
+                raise
         await self._hold.release(self._outcome)
 
     async def aclose(self) -> None:
@@ -189,12 +210,16 @@ class _ReleasingStream(httpx.AsyncByteStream):
 
 
 def rebuild_stream(
-    response: httpx.Response, request: httpx.Request, hold: Hold, outcome: str
+    response: httpx.Response,
+    request: httpx.Request,
+    hold: Hold,
+    outcome: str,
+    watcher: StreamWatcher | None = None,
 ) -> httpx.Response:
     return httpx.Response(
         response.status_code,
         headers=response.headers,
-        stream=_ReleasingStream(response, hold, (outcome, {"status": response.status_code})),
+        stream=_ReleasingStream(response, hold, (outcome, {"status": response.status_code}), watcher),
         request=request,
         extensions=response.extensions,
     )

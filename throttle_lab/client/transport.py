@@ -6,7 +6,8 @@ code that makes the calls::
     your code / openai SDK ──> httpx.AsyncClient ──> ThrottledTransport ──> real transport ──> server
                                                         │ 1. wait for the limiter (tokens estimated)
                                                         │ 2. send; 429/5xx? pause everyone, back off, retry
-                                                        │ 3. reconcile tokens with `usage`, release the slot
+                                                        │ 3. reconcile tokens with `usage` (a stream's too,
+                                                        │    read from its events), release the slot
                                                         └ every step is an Event
 
 >>> import httpx
@@ -63,6 +64,7 @@ from .adaptive import AIMD, ClientSideThrottle
 from .held_responses import Hold, failed, read_raw, rebuild, rebuild_stream
 from .retry import IDEMPOTENT_METHODS, RetryError, RetryPolicy
 from .retry_after import parse_retry_after
+from .stream_usage import StreamUsage
 from .tokens import estimate_tokens, request_body
 
 __all__ = ["ThrottledTransport", "server_charge"]
@@ -290,17 +292,25 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         if 200 <= status < 300 and self.aimd is not None:
             self.aimd.on_success(asyncio.get_running_loop().time())
         outcome = Kind.DONE if status < 400 else Kind.FAILED
-        if "text/event-stream" in response.headers.get("content-type", ""):
-            # Keep the slot until the stream is finished: the request is in flight until then.
-            return rebuild_stream(response, request, hold, outcome)
-        content = await read_raw(response)
         admission = hold.permit
-        if (
+        books = (
             body is not None
             and admission is not None
-            and admission is not UNMETERED  # nothing to correct: skip parsing the body
+            and admission is not UNMETERED  # nothing to correct: skip reading the body
             and not response.headers.get("content-encoding")
-        ):
+        )
+        if "text/event-stream" in response.headers.get("content-type", ""):
+            # Keep the slot until the stream is finished: the request is in flight until then.  Its usage
+            # comes in its events; the watcher reconciles when the body ends.
+            watcher = None
+            if books and body is not None and admission is not None and status < 400:
+                path, default = request.url.path, self.default_max_tokens
+                watcher = StreamUsage(
+                    admission, lambda answer: server_charge(body, answer, default, path=path)
+                )
+            return rebuild_stream(response, request, hold, outcome, watcher)
+        content = await read_raw(response)
+        if books and body is not None and admission is not None:
             self._reconcile(admission, body, content, request.url.path)
         await hold.release((outcome, {"status": status}))
         return rebuild(response, content, request)
