@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from throttle_lab import record
+from throttle_lab import Tokens, record
 from throttle_lab.shared import SharedThrottler
 
 from .helpers import gcra_violations, in_order, real
@@ -158,7 +158,9 @@ def test_statistics_and_repr(redis_url: str, key: str) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
     [
-        ({}, "rpm"),
+        ({}, "at least one of rpm=, tpm=, itpm= and otpm="),
+        ({"itpm": 0}, "itpm"),
+        ({"otpm": float("nan")}, "otpm"),
         ({"rpm": 0}, "rpm"),
         ({"tpm": -5}, "tpm"),
         ({"rpm": 60, "window": 0}, "window"),
@@ -170,3 +172,56 @@ def test_statistics_and_repr(redis_url: str, key: str) -> None:
 def test_invalid_configuration_names_the_argument(kwargs: dict[str, float], argument: str) -> None:
     with pytest.raises(ValueError, match=argument):
         SharedThrottler("redis://127.0.0.1:6379", "k", **kwargs)  # type: ignore[arg-type]
+
+
+# -- Anthropic's split budgets: input and output tokens per minute, in the same one script -----------
+
+
+def test_output_binds_across_the_split_budgets(redis_url: str, key: str) -> None:
+    async def main() -> list[int]:
+        # input: 1000 tokens/s bursting 100; output: 100 tokens/s bursting 10 -> output binds.
+        throttler = SharedThrottler(redis_url, key, itpm=60_000, otpm=6_000, window=0.1, margin=0)
+        await throttler.peek()
+        starts = await in_order(throttler.acquire, [Tokens(20, 10), Tokens(20, 10), Tokens(20, 10)])
+        await throttler.aclose()
+        return starts
+
+    a, b, c = real(main())
+    assert (b - a, c - a) == (100_000, 200_000)
+
+
+def test_all_or_nothing_and_refunds_cover_every_budget(redis_url: str, key: str) -> None:
+    async def main() -> tuple[int, int, int, SharedThrottler]:
+        throttler = SharedThrottler(redis_url, key, rpm=60_000, itpm=6_000, otpm=6_000, window=0.1, margin=0)
+        first = await throttler.acquire(Tokens(10, 10))  # both budgets spent
+        victim = asyncio.ensure_future(throttler.acquire(Tokens(10, 1)))  # input binds: first + 100 ms
+        await asyncio.sleep(0.01)
+        victim.cancel()
+        await asyncio.gather(victim, return_exceptions=True)
+        await throttler.wait_refunds()
+        # The victim's input AND output go back: this one needs 10 of each again, first + 100 ms.
+        newcomer = await throttler.acquire(Tokens(10, 10))
+        small = await throttler.acquire(Tokens(0, 5))  # output binds (5 more at 100 per s): + 50 ms
+        await throttler.aclose()
+        return first.at_us or 0, newcomer.at_us or 0, small.at_us or 0, throttler
+
+    first, newcomer, small, throttler = real(main())
+    assert (newcomer - first, small - first) == (100_000, 150_000)
+    stats = throttler.statistics()
+    assert (stats.itpm, stats.otpm, stats.refunded, stats.tokens_granted) == (6_000, 6_000, 1, 45)
+    assert "itpm=6000 otpm=6000" in repr(throttler) and "output_tokens_left" in repr(throttler)
+
+
+def test_split_budgets_refuse_plain_numbers_and_oversize_parts(key: str) -> None:
+    async def main() -> SharedThrottler:
+        throttler = SharedThrottler("redis://127.0.0.1:1/0", key, itpm=600, otpm=60, window=1)
+        with pytest.raises(ValueError, match=r"Tokens\(input=..., output=...\)"):
+            await throttler.acquire(5)
+        with pytest.raises(ValueError, match=r"output tokens 2 exceed the otpm budget \(1"):
+            await throttler.acquire(Tokens(1, 2))
+        with pytest.raises(ValueError, match="input tokens 11 exceed"):
+            await throttler.acquire(Tokens(11, 1))
+        return throttler
+
+    throttler = real(main())
+    assert throttler.statistics().round_trips == 0 and throttler.statistics().rejected == 2

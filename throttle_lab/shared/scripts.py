@@ -230,31 +230,41 @@ THROTTLER_RESERVE = LuaScript(
     "throttler_reserve",
     _CLOCK
     + """
--- Requests per minute and tokens per minute, booked together or not at all: two GCRAs in one hash, and
--- the request starts when the later of the two lets it (and never before the previous booking: FIFO).
--- Each GCRA leaves the margin exactly as GCRA_RESERVE does: its TAT goes on from `at + margin`.
+-- Several per-minute budgets booked together or not at all: one GCRA each (requests, tokens, input tokens,
+-- output tokens -- whichever are limited), all in one hash; the request starts when the last of them lets
+-- it (and never before the previous booking: FIFO).  Each GCRA leaves the margin exactly as GCRA_RESERVE
+-- does: its TAT goes on from `at + margin`.
 --
--- KEYS[1]  a hash: 'rpm', 'tpm' (the two TATs, µs), 'last' (the latest booked start, µs), 'seq' (bookings
---          so far), and 'rpm0', 'tpm0', 'last0': the three as they were before the latest booking, so a
---          refund can undo exactly that booking
--- ARGV[1], ARGV[2]  requests: µs per request (0: no RPM limit), tolerance µs
--- ARGV[3], ARGV[4]  tokens: µs per token (0: no TPM limit), tolerance µs
--- ARGV[5]  tokens of this request    ARGV[6]  mode (as GCRA)    ARGV[7]  margin, µs
--- returns  {booked 1/0, wait µs, now µs, seq (text), requests available (text), tokens available (text)}
-local r_int, r_tol = tonumber(ARGV[1]), tonumber(ARGV[2])
-local t_int, t_tol = tonumber(ARGV[3]), tonumber(ARGV[4])
-local tokens = tonumber(ARGV[5])
-local mode = ARGV[6]
-local margin = tonumber(ARGV[7])
-local state = redis.call('HMGET', KEYS[1], 'rpm', 'tpm', 'last', 'seq')
+-- KEYS[1]  a hash: one TAT (µs) per budget, under the budget's name ('rpm', 'tpm', 'itpm', 'otpm'); 'last'
+--          (the latest booked start, µs); 'seq' (bookings so far); and each of these as it was before the
+--          latest booking ('rpm0', ..., 'last0'), so a refund can undo exactly that booking
+-- ARGV[1]  mode (as GCRA)    ARGV[2]  margin, µs    ARGV[3]  how many budgets follow, n
+-- then, for each budget, four: its name, µs per unit, tolerance µs, units this request takes
+-- returns  {booked 1/0, wait µs, now µs, seq (text), then each budget's units available (text)}
+local mode = ARGV[1]
+local margin = tonumber(ARGV[2])
+local n = tonumber(ARGV[3])
+local names, interval, tolerance, units, tat = {}, {}, {}, {}, {}
+local fields = {'last', 'seq'}
+for i = 1, n do
+  local base = 3 + (i - 1) * 4
+  names[i] = ARGV[base + 1]
+  interval[i] = tonumber(ARGV[base + 2])
+  tolerance[i] = tonumber(ARGV[base + 3])
+  units[i] = tonumber(ARGV[base + 4])
+  fields[#fields + 1] = names[i]
+end
+local state = redis.call('HMGET', KEYS[1], unpack(fields))
 local function due(x) if x then return math.max(tonumber(x), now) end return now end
-local r_tat, t_tat, last = due(state[1]), due(state[2]), due(state[3])
+local last = due(state[1])
 local seq = 0
-if state[4] then seq = tonumber(state[4]) end
+if state[2] then seq = tonumber(state[2]) end
 
 local at = last
-if r_int > 0 then at = math.max(at, r_tat + r_int - r_tol) end
-if t_int > 0 and tokens > 0 then at = math.max(at, t_tat + tokens * t_int - t_tol) end
+for i = 1, n do
+  tat[i] = due(state[2 + i])
+  if units[i] > 0 then at = math.max(at, tat[i] + units[i] * interval[i] - tolerance[i]) end
+end
 at = math.ceil(at)
 
 local wait = at - now
@@ -262,29 +272,38 @@ local booked = 0
 if mode == 'reserve' or (mode == 'try' and wait == 0) then
   booked = 1
   seq = seq + 1
-  local r0, t0 = r_tat, t_tat
-  if r_int > 0 then r_tat = math.max(r_tat, at + margin) + r_int end
-  if t_int > 0 and tokens > 0 then t_tat = math.max(t_tat, at + margin) + tokens * t_int end
-  redis.call('HSET', KEYS[1], 'rpm', num(r_tat), 'tpm', num(t_tat), 'last', num(at),
-             'rpm0', num(r0), 'tpm0', num(t0), 'last0', num(last), 'seq', string.format('%d', seq))
-  redis.call('PEXPIRE', KEYS[1], math.ceil((math.max(r_tat, t_tat, at) - now) / 1000) + 1)
+  local writes = {'last', num(at), 'last0', num(last), 'seq', string.format('%d', seq)}
+  local horizon = at
+  for i = 1, n do
+    writes[#writes + 1] = names[i] .. '0'
+    writes[#writes + 1] = num(tat[i])
+    if units[i] > 0 then tat[i] = math.max(tat[i], at + margin) + units[i] * interval[i] end
+    writes[#writes + 1] = names[i]
+    writes[#writes + 1] = num(tat[i])
+    horizon = math.max(horizon, tat[i])
+  end
+  redis.call('HSET', KEYS[1], unpack(writes))
+  redis.call('PEXPIRE', KEYS[1], math.ceil((horizon - now) / 1000) + 1)
 end
-local r_left, t_left = 0, 0
-if r_int > 0 then r_left = (r_tol - (r_tat - now)) / r_int end
-if t_int > 0 then t_left = (t_tol - (t_tat - now)) / t_int end
-return {booked, wait, now, string.format('%d', seq), num(r_left), num(t_left)}
+local reply = {booked, wait, now, string.format('%d', seq)}
+for i = 1, n do reply[#reply + 1] = num((tolerance[i] - (tat[i] - now)) / interval[i]) end
+return reply
 """,
 )
 
 THROTTLER_REFUND = LuaScript(
     "throttler_refund",
     """
--- Undo a booking -- both halves -- if nobody booked after it (same reasoning as the GCRA refund).
--- KEYS[1]  the hash;  ARGV[1]  our booking's seq
+-- Undo a booking -- every budget of it -- if nobody booked after it (same reasoning as the GCRA refund).
+-- KEYS[1]  the hash;  ARGV[1]  our booking's seq;  ARGV[2...]  the budgets' names
 -- returns  1 if refunded, 0 if not
-local state = redis.call('HMGET', KEYS[1], 'seq', 'rpm0', 'tpm0', 'last0')
-if state[1] ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'rpm', state[2], 'tpm', state[3], 'last', state[4])
+if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[1] then return 0 end
+local restore = {'last', redis.call('HGET', KEYS[1], 'last0')}
+for i = 2, #ARGV do
+  restore[#restore + 1] = ARGV[i]
+  restore[#restore + 1] = redis.call('HGET', KEYS[1], ARGV[i] .. '0')
+end
+redis.call('HSET', KEYS[1], unpack(restore))
 redis.call('HINCRBY', KEYS[1], 'seq', 1)  -- the same booking can never be given back twice
 return 1
 """,

@@ -1,17 +1,23 @@
-"""SharedThrottler: requests per minute and tokens per minute, booked together in Redis for every worker.
+"""SharedThrottler: requests and tokens per minute, booked together in Redis for every worker.
 
 An LLM API key has two rate limits at once, and a request needs room under both.  Booking them one after
 the other across processes goes wrong the same way it does in one process (a request holds its RPM slot
 while it waits for tokens, or the other way round); here both are decided by **one** script
 (``scripts.THROTTLER_RESERVE``), all or nothing::
 
-    KEY  throttle_lab:{<key>}:throttler   a hash: 'rpm' and 'tpm' (two GCRA timestamps, µs of Redis time),
-                                          'last' (latest booked start), 'seq' (bookings so far), and the
-                                          three as they were before the latest booking ('rpm0', 'tpm0',
-                                          'last0'); TTL: until both timestamps and 'last' have passed
+    KEY  throttle_lab:{<key>}:throttler   a hash: one GCRA timestamp (µs of Redis time) per budget --
+                                          'rpm', 'tpm', and Anthropic's 'itpm' / 'otpm' when given --,
+                                          'last' (latest booked start), 'seq' (bookings so far), and each
+                                          as it was before the latest booking ('rpm0', ..., 'last0');
+                                          TTL: until every timestamp and 'last' have passed
 
-    script: start = max(last, when RPM allows one more, when TPM allows `tokens` more)
-            book both at `start` (each TAT goes on from start + margin);  answer start - now
+    script: start = max(last, when each budget allows this request's units)
+            book them all at `start` (each TAT goes on from start + margin);  answer start - now
+
+With ``itpm=`` / ``otpm=`` (Anthropic's input and output tokens per minute), charge each request a
+:class:`~throttle_lab.Tokens` (``acquire(Tokens(input=…, output=…))``), as with the in-process
+:class:`~throttle_lab.Throttler`: its input part books the ITPM budget, its output part the OTPM budget,
+its total the TPM budget, all in the same script.
 
 Each limit behaves like :class:`throttle_lab.Throttler`'s buckets: a per-minute limit may burst up to
 ``limit × window / 60`` (``window=60``: a fresh minute's whole budget at once; the server's own window, e.g.
@@ -50,6 +56,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.tokens import Tokens
 from ..core.validation import check_positive
 from ._base import DEFAULT_MARGIN, SharedLimiter
 from .connection import _arg, _text
@@ -64,6 +71,24 @@ __all__ = ["SharedThrottler", "SharedThrottlerStatistics"]
 
 INF = float("inf")
 
+# What each budget is charged per request: one request, or the charge's total, input or output tokens.
+_ONE, _TOTAL, _INPUT, _OUTPUT = 0, 1, 2, 3
+_LEVELS = {
+    "rpm": "requests_left",
+    "tpm": "tokens_left",
+    "itpm": "input_tokens_left",
+    "otpm": "output_tokens_left",
+}
+
+
+def _units(weight: float, part: int) -> float:
+    if part == _ONE:
+        return 1
+    if part == _TOTAL:
+        return weight
+    assert isinstance(weight, Tokens)  # a split throttler turns every charge into Tokens first
+    return weight.input if part == _INPUT else weight.output
+
 
 @dataclass(frozen=True, slots=True)
 class SharedThrottlerStatistics(SharedLimiterStatistics):
@@ -71,6 +96,8 @@ class SharedThrottlerStatistics(SharedLimiterStatistics):
     tpm: float | None
     window: float
     tokens_granted: float
+    itpm: float | None = None
+    otpm: float | None = None
 
 
 class SharedThrottler(SharedLimiter):
@@ -80,15 +107,17 @@ class SharedThrottler(SharedLimiter):
         redis: a ``redis://`` URL or a ``redis.asyncio.Redis``.
         key: what the limits are shared under (the API key's id).
         rpm: requests per minute (None: no RPM limit).
-        tpm: tokens per minute (None: no TPM limit).  At least one of the two.
+        tpm: tokens per minute (None: no TPM limit).
+        itpm, otpm: input and output tokens per minute (None: no limit); with either, every charge is a
+            :class:`~throttle_lab.Tokens`.  At least one of the four limits.
         window: the span, in seconds, over which the per-minute limits may burst: each holds
             ``limit × window / 60`` (the requests one at least 1).
         margin: seconds each booking leaves for its caller to proceed late (default
             :data:`~throttle_lab.shared.DEFAULT_MARGIN`; see the module docstring).
         name, on_error, prefix, timeout, recheck: see :class:`~throttle_lab.shared.SharedLimiter`.
 
-    ``acquire(tokens)`` larger than the TPM budget can ever hold (``tpm × window / 60``) raises
-    ``ValueError`` at once, without a round trip.
+    ``acquire(tokens)`` larger than the TPM budget can ever hold (``tpm × window / 60``) -- or with a part
+    larger than its ITPM/OTPM budget -- raises ``ValueError`` at once, without a round trip.
     """
 
     level_name = "tokens_left"
@@ -103,6 +132,8 @@ class SharedThrottler(SharedLimiter):
         rpm: float | None = None,
         tpm: float | None = None,
         *,
+        itpm: float | None = None,
+        otpm: float | None = None,
         window: float = 60.0,
         name: str | None = None,
         on_error: OnError = "fail_closed",
@@ -111,11 +142,26 @@ class SharedThrottler(SharedLimiter):
         recheck: float = 1.0,
         margin: float = DEFAULT_MARGIN,
     ) -> None:
-        if rpm is None and tpm is None:
-            raise ValueError("give rpm=, tpm= or both")
+        if rpm is None and tpm is None and itpm is None and otpm is None:
+            raise ValueError("give at least one of rpm=, tpm=, itpm= and otpm=")
         self.rpm = None if rpm is None else check_positive("rpm", rpm)
         self.tpm = None if tpm is None else check_positive("tpm", tpm)
+        self.itpm = None if itpm is None else check_positive("itpm", itpm)
+        self.otpm = None if otpm is None else check_positive("otpm", otpm)
         self.window = check_positive("window", window)
+        self._splits = self.itpm is not None or self.otpm is not None
+        # (name in the hash, per-minute limit, what a request is charged) for each limited budget, in the
+        # order the script takes them and answers what is left of them.
+        self._budgets: tuple[tuple[str, float, int], ...] = tuple(
+            (field, limit, part)
+            for field, limit, part in (
+                ("rpm", self.rpm, _ONE),
+                ("tpm", self.tpm, _TOTAL),
+                ("itpm", self.itpm, _INPUT),
+                ("otpm", self.otpm, _OUTPUT),
+            )
+            if limit is not None
+        )
         self._tokens_granted = 0.0
         super().__init__(
             redis,
@@ -131,60 +177,87 @@ class SharedThrottler(SharedLimiter):
     # ------------------------------------------------------------------ public surface
     async def acquire(self, tokens: float = 0) -> Reservation:
         """Wait, in arrival order at Redis, until one request and ``tokens`` tokens both fit; book both."""
+        if self._splits:
+            tokens = self._split(tokens)
         reservation = await super().acquire(tokens)
         self._tokens_granted += tokens
         return reservation
 
     async def try_acquire(self, tokens: float = 0) -> Reservation | None:
         """Book a request and ``tokens`` only if both fit right now; ``None`` (nothing booked) otherwise."""
+        if self._splits:
+            tokens = self._split(tokens)
         reservation = await super().try_acquire(tokens)
         if reservation is not None:
             self._tokens_granted += tokens
         return reservation
 
+    async def peek(self, tokens: float = 0) -> float:
+        """Seconds a request of ``tokens`` would wait if it were booked now (nothing is booked)."""
+        return await super().peek(self._split(tokens) if self._splits else tokens)
+
     def _request_weight(self, tokens: float) -> float:
         return tokens  # a throttler's weight is the request's tokens (zero: the request alone)
+
+    def _split(self, tokens: float) -> float:
+        if isinstance(tokens, Tokens):
+            return tokens
+        if tokens == 0 and not isinstance(tokens, bool):
+            return Tokens(0, 0)
+        raise ValueError(
+            f"{self.name} meters input and output tokens separately (itpm/otpm): charge it "
+            f"Tokens(input=..., output=...), not {tokens!r}"
+        )
+
+    def _check_weight(self, weight: float, *, zero_ok: bool = False) -> None:
+        super()._check_weight(weight, zero_ok=zero_ok)
+        if isinstance(weight, Tokens):
+            for field, limit, part in self._budgets:
+                if part >= _INPUT and _units(weight, part) > limit * self.window / 60.0:
+                    self._rejected += 1
+                    raise ValueError(
+                        f"{'input' if part == _INPUT else 'output'} tokens {_units(weight, part):g} exceed "
+                        f"the {field} budget ({limit * self.window / 60.0:g}, all of it): this request could "
+                        "never be sent"
+                    )
 
     @property
     def max_weight(self) -> float:
         return INF if self.tpm is None else self.tpm * self.window / 60.0
 
     # ------------------------------------------------------------------ the script's arguments
-    def _limits(self) -> tuple[float, float, float, float]:
-        """µs per request, request tolerance, µs per token, token tolerance (0, 0 for an absent limit)."""
-        r_int = r_tol = t_int = t_tol = 0.0
-        if self.rpm is not None:
-            r_int = 60e6 / self.rpm
-            r_tol = max(1.0, self.rpm * self.window / 60.0) * r_int  # a request bucket holds at least one
-        if self.tpm is not None:
-            t_int = 60e6 / self.tpm
-            t_tol = self.window * 1e6  # (tpm * window / 60) tokens of t_int µs each
-        return r_int, r_tol, t_int, t_tol
+    def _limit(self, limit: float, part: int) -> tuple[float, float]:
+        """µs per unit and the tolerance of one budget."""
+        interval = 60e6 / limit
+        if part == _ONE:
+            return interval, max(1.0, limit * self.window / 60.0) * interval  # holds at least one request
+        return interval, self.window * 1e6  # (limit * window / 60) tokens of `interval` µs each
 
     def redis_keys(self) -> list[str]:
         return [self._key("throttler")]
 
     def _args(self, mode: str, weight: float, request_id: str) -> list[str]:
-        return [*(_arg(x) for x in self._limits()), _arg(weight), mode, str(self.margin_us)]
+        args = [mode, str(self.margin_us), str(len(self._budgets))]
+        for field, limit, part in self._budgets:
+            interval, tolerance = self._limit(limit, part)
+            args += [field, _arg(interval), _arg(tolerance), _arg(_units(weight, part))]
+        return args
 
     def _read(self, reply: Sequence[Any], weight: float) -> _Decision:
-        booked, wait, now, seq, requests_left, tokens_left = reply
-        levels: dict[str, float] = {}
-        if self.rpm is not None:
-            levels["requests_left"] = float(_text(requests_left))
-        if self.tpm is not None:
-            levels["tokens_left"] = float(_text(tokens_left))
+        booked, wait, now, seq, *left = reply
+        levels = {
+            _LEVELS[field]: float(_text(value))
+            for (field, _, _), value in zip(self._budgets, left, strict=True)
+        }
         return _Decision(bool(int(booked)), int(wait), int(now), _text(seq), levels)
 
     def _refund_args(self, receipt: Any) -> list[str]:
-        return [str(receipt)]
+        return [str(receipt), *(field for field, _, _ in self._budgets)]
 
     def _describe(self) -> str:
         parts = []
-        if self.rpm is not None:
-            parts.append(f"rpm={self.rpm:g}")
-        if self.tpm is not None:
-            parts.append(f"tpm={self.tpm:g}")
+        for field, limit, _ in self._budgets:
+            parts.append(f"{field}={limit:g}")
         parts.append(f"window={self.window:g}s")
         parts.append(f"margin={self.margin * 1e3:g}ms")
         return " ".join(parts)
@@ -195,5 +268,7 @@ class SharedThrottler(SharedLimiter):
             rpm=self.rpm,
             tpm=self.tpm,
             window=self.window,
+            itpm=self.itpm,
+            otpm=self.otpm,
             tokens_granted=self._tokens_granted,
         )
