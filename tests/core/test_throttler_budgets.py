@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from throttle_lab import Event, Throttler, Tokens, record, run
+from throttle_lab import Event, Throttler, TokenBucket, Tokens, record, run
 
 from ..helpers import Request, drive
 
@@ -164,8 +165,6 @@ def test_invalid_budgets_are_refused() -> None:
     with pytest.raises(ValueError, match="otpm"):
         Throttler(otpm=float("nan"))
     with pytest.raises(ValueError, match="give itpm= or input_tokens=, not both"):
-        from throttle_lab import TokenBucket
-
         Throttler(itpm=10, input_tokens=TokenBucket(rate=1, capacity=1))
 
 
@@ -218,3 +217,41 @@ def test_no_budget_is_ever_exceeded_and_grants_are_fifo(
             for end, name in grants[i:]:
                 total += units(name)
                 assert total <= held + rate * (end - start) + 1e-9, (budget, start, end, total)
+
+
+# -- the real-loop tier: the split budgets' promise at the callers, with callers that take CPU time ----
+
+
+@pytest.mark.realloop
+def test_split_budgets_hold_at_the_callers_on_a_real_loop() -> None:
+    itpm, otpm, span = 12_000.0, 6_000.0, 0.1  # input: 200/s, holds 20; output: 100/s, holds 10
+    charges = [Tokens(1 + i % 5, 1 + (i * 3) % 4) for i in range(200)]
+
+    def burn(seconds: float) -> None:
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            pass
+
+    async def main() -> list[tuple[float, Tokens]]:
+        throttler = Throttler(itpm=itpm, otpm=otpm, burst_seconds=span)
+        loop = asyncio.get_running_loop()
+        started: list[tuple[float, Tokens]] = []
+
+        async def caller(i: int, charge: Tokens) -> None:
+            async with throttler.slot(charge):
+                started.append((loop.time(), charge))
+                burn(0.15 if i in (30, 110) else 0.004 if i % 7 == 0 else 0.0002)
+
+        await asyncio.gather(*(caller(i, c) for i, c in enumerate(charges)))
+        return started
+
+    started = asyncio.run(main())
+    assert len(started) == len(charges)
+    for per_minute, part in ((itpm, "input"), (otpm, "output")):
+        rate, held = per_minute / 60, per_minute / 60 * span
+        ordered = sorted(started, key=lambda s: s[0])
+        for i, (first, _) in enumerate(ordered):
+            total = 0.0
+            for at, charge in ordered[i:]:
+                total += charge.input if part == "input" else charge.output
+                assert total <= held + rate * (at - first) + 1e-6, (part, first, at, total)
