@@ -38,6 +38,12 @@ async def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     stream a second time) has nothing more to give, as with a real connection.
     """
     if response.is_stream_consumed:
+        if isinstance(response.stream, httpx.ByteStream):
+            # Built in memory: httpx read (and decoded) it at once, but the stream still holds the bytes as
+            # sent -- give those, or a gzip body would arrive decoded under its content-encoding header.
+            async for chunk in response.stream:
+                yield chunk
+            return
         try:
             yield response.content
         except httpx.ResponseNotRead:
