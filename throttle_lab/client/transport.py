@@ -363,9 +363,19 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
 _ANTHROPIC_BUDGETS = ("requests", "input-tokens", "output-tokens", "tokens")
 
 
+def _header_number(headers: httpx.Headers, name: str) -> float | None:
+    try:
+        value = float(headers.get(name, ""))
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 def _limit_type(content: bytes, headers: httpx.Headers) -> str | None:
     """Which limit a 429 names: OpenAI's ``error.type`` ("requests", "tokens"); for Anthropic, whose error
-    type is always ``rate_limit_error``, the budget its headers show spent ("input_tokens", ...)."""
+    type is always ``rate_limit_error``, the budget its headers show the most spent ("output_tokens", ...:
+    the smallest share of its limit remaining -- a request is refused when *it* does not fit, so the budget
+    that refused it may still hold a little)."""
     try:
         error = json.loads(content).get("error", {})
         named = error.get("type") if isinstance(error, dict) else None
@@ -374,10 +384,13 @@ def _limit_type(content: bytes, headers: httpx.Headers) -> str | None:
     limit_type = named if isinstance(named, str) else None
     if limit_type != "rate_limit_error":
         return limit_type
+    spent: tuple[float, str] | None = None
     for budget in _ANTHROPIC_BUDGETS:
-        if headers.get(f"anthropic-ratelimit-{budget}-remaining", "").strip() == "0":
-            return budget.replace("-", "_")
-    return limit_type
+        limit = _header_number(headers, f"anthropic-ratelimit-{budget}-limit")
+        remaining = _header_number(headers, f"anthropic-ratelimit-{budget}-remaining")
+        if limit and remaining is not None and (spent is None or remaining / limit < spent[0]):
+            spent = (remaining / limit, budget.replace("-", "_"))
+    return spent[1] if spent is not None else limit_type
 
 
 def _local_rejection(request: httpx.Request) -> httpx.Response:
