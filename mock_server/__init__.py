@@ -1,4 +1,4 @@
-"""mock_server: an OpenAI-compatible LLM provider that rate-limits like the real one.
+"""mock_server: an LLM provider (OpenAI- and Anthropic-compatible) that rate-limits like the real ones.
 
 Use it in-process, on virtual time, through ``httpx.ASGITransport``::
 
@@ -7,7 +7,8 @@ Use it in-process, on virtual time, through ``httpx.ASGITransport``::
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://mock")
 
 or as a real HTTP server: ``python -m mock_server --port 8000 --rpm 180 --tpm 90000 --window 1``.
-It serves ``POST /v1/chat/completions``, ``POST /v1/embeddings`` and ``GET /v1/models`` (plus its own
+It serves ``POST /v1/chat/completions``, ``POST /v1/responses``, ``POST /v1/embeddings``, Anthropic's
+``POST /v1/messages`` (and ``/v1/messages/count_tokens``) and ``GET /v1/models`` (plus its own
 ``/health``, ``/stats`` and ``/events``). It imports nothing from ``throttle_lab``: its event records are
 plain dicts that any trace model can adopt.
 """
@@ -17,7 +18,7 @@ from mock_server.buckets import RefillingBucket, format_duration
 from mock_server.cli import build_parser, main
 from mock_server.config import PRESETS, ServerConfig
 from mock_server.policy import KEEP, Limits
-from mock_server.tokens import estimate_tokens, prompt_tokens
+from mock_server.tokens import estimate_tokens, messages_input_tokens, prompt_tokens
 
 __all__ = [
     "CHAT_PATH",
@@ -34,5 +35,6 @@ __all__ = [
     "estimate_tokens",
     "format_duration",
     "main",
+    "messages_input_tokens",
     "prompt_tokens",
 ]

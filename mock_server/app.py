@@ -62,8 +62,11 @@ class MockServerApp:
     def __repr__(self) -> str:
         state = self._state
         limits = state.policy.limits
+        anthropic = ""
+        if limits.itpm is not None or limits.otpm is not None:
+            anthropic = f"itpm={limits.itpm} otpm={limits.otpm} "
         return (
-            f"<MockServerApp rpm={limits.rpm} tpm={limits.tpm} window={self.config.window:g}s "
+            f"<MockServerApp rpm={limits.rpm} tpm={limits.tpm} {anthropic}window={self.config.window:g}s "
             f"max_concurrent={limits.max_concurrent} arrivals={state.arrivals} in_flight={state.in_flight} "
             f"events={len(state.log)}>"
         )
@@ -105,13 +108,26 @@ class MockServerApp:
         rpm: int | Keep | None = KEEP,
         tpm: int | Keep | None = KEEP,
         max_concurrent: int | Keep | None = KEEP,
+        itpm: int | Keep | None = KEEP,
+        otpm: int | Keep | None = KEEP,
     ) -> Limits:
         """Change limits now, keeping current usage; ``None`` = unlimited, omitted = unchanged.
 
-        Raises ``ValueError`` naming the argument for an invalid value. Returns the limits in force.
+        ``itpm``/``otpm`` are the Anthropic route's input/output token limits. Raises ``ValueError``
+        naming the argument for an invalid value. Returns the limits in force.
         """
         state = self._state
-        return state.policy.set_limits(state.peek(), rpm=rpm, tpm=tpm, max_concurrent=max_concurrent)
+        return state.policy.set_limits(
+            state.peek(), rpm=rpm, tpm=tpm, max_concurrent=max_concurrent, itpm=itpm, otpm=otpm
+        )
+
+    def wall_time(self, loop_time: float) -> float:
+        """The Unix time the app shows for ``loop_time`` (Anthropic's RFC 3339 ``reset`` headers).
+
+        Loop time is the source of truth; it is mapped to the wall once per clock origin, so on virtual
+        time ``wall_time(t) - wall_time(0)`` is exactly ``t``.
+        """
+        return self._state.wall_time(loop_time)
 
     @property
     def limits(self) -> Limits:

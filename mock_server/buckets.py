@@ -86,6 +86,16 @@ class RefillingBucket:
         latest = now + (self.capacity - floor) / self.rate
         self._full_at = full_at if full_at < latest else latest
 
+    def give_back(self, amount: float, now: float) -> None:
+        """Return ``amount`` units taken earlier (never filling past full): a charge reconciled down.
+
+        Anthropic charges ``max_tokens`` against output tokens at admission and adjusts it at the end;
+        giving back the unused part moves ``full_at`` earlier by ``amount / rate``.
+        """
+        if amount <= 0 or self._full_at <= now:
+            return
+        self._full_at = max(now, self._full_at - amount / self.rate)
+
     def resize(self, capacity: float, rate: float, now: float) -> None:
         """Change capacity and rate at ``now``, keeping the units currently used (a brownout).
 

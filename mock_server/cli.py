@@ -114,8 +114,9 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     """The argument parser: server options, then one option per :class:`ServerConfig` field."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="An OpenAI-compatible mock LLM provider that rate-limits like the real one. "
-        "Serves POST /v1/chat/completions (JSON and SSE streaming), POST /v1/embeddings, GET /v1/models, "
+        description="A mock LLM provider that rate-limits like the real ones, OpenAI's and Anthropic's. "
+        "Serves POST /v1/chat/completions (JSON and SSE streaming), POST /v1/responses, POST /v1/embeddings, "
+        "POST /v1/messages and /v1/messages/count_tokens (Anthropic), GET /v1/models, "
         "GET /health, GET /stats, GET /events.",
         epilog="Limits are per minute, refilled continuously; --window sets the period they are "
         "enforced over (--rpm 180 --window 1: bursts of 3, refilled 3/s). Presets: "
@@ -155,7 +156,32 @@ def build_parser(prog: str | None = "python -m mock_server") -> argparse.Argumen
     cfg.add_argument(
         "--rpm", type=limit_arg, default=s, help=f"requests per minute (default: {_DEFAULTS.rpm})"
     )
-    cfg.add_argument("--tpm", type=limit_arg, default=s, help=f"tokens per minute (default: {_DEFAULTS.tpm})")
+    cfg.add_argument(
+        "--tpm",
+        type=limit_arg,
+        default=s,
+        help=f"tokens per minute, the OpenAI routes' (default: {_DEFAULTS.tpm})",
+    )
+    cfg.add_argument(
+        "--itpm",
+        type=limit_arg,
+        default=s,
+        help=f"input tokens per minute, Anthropic's /v1/messages (default: {_DEFAULTS.itpm})",
+    )
+    cfg.add_argument(
+        "--otpm",
+        type=limit_arg,
+        default=s,
+        help="output tokens per minute, Anthropic's /v1/messages; charged max_tokens at admission "
+        f"(default: {_DEFAULTS.otpm})",
+    )
+    cfg.add_argument(
+        "--output-reconcile",
+        action=argparse.BooleanOptionalAction,
+        default=s,
+        help="give back the unused part of max_tokens to the OTPM budget when a reply ends, as Anthropic "
+        "documents (default: on)",
+    )
     cfg.add_argument(
         "--window",
         type=_number(above=True),
@@ -361,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import uvicorn  # only the real server needs it; the in-process app stays dependency-free
 
     limits = f"rpm={config.rpm} tpm={config.tpm} window={config.window:g}s"
+    if config.itpm is not None or config.otpm is not None:
+        limits += f" itpm={config.itpm} otpm={config.otpm}"
     if config.api_keys:
         limits += f" api_keys={len(config.api_keys)}"
     print(

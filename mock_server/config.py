@@ -60,6 +60,28 @@ DEFAULT_MODELS: tuple[str, ...] = (
     "text-embedding-3-small",
     "text-embedding-3-large",
     "text-embedding-ada-002",
+    # Claude models (the Anthropic Messages dialect): real ids taken from the ``Model`` literal type of
+    # the installed anthropic SDK 2.15 (``anthropic/types/model.py``, read 2026-12).
+    "claude-fable-5-2",
+    "claude-mythos-5-2",
+    "claude-haiku-5-5",
+    "claude-sonnet-5-5",
+    "claude-fable-5-1",
+    "claude-opus-5-5",
+    "claude-mythos-5-1",
+    "claude-sonnet-5",
+    "claude-fable-5",
+    "claude-mythos-5",
+    "claude-opus-5",
+    "claude-opus-4-8",
+    "claude-opus-4-7",
+    "claude-mythos-preview",
+    "claude-opus-4-6",
+    "claude-sonnet-4-6",
+    "claude-haiku-4-5",
+    "claude-haiku-4-5-20251001",
+    "claude-opus-4-5",
+    "claude-opus-4-5-20251101",
     # The mock's own.
     "mock-llm",
 )
@@ -87,9 +109,19 @@ class ServerConfig:
         says that waiting will not help.
         ``quota_tokens``: a prepaid balance of tokens shared by all keys; a request whose charge no
         longer fits gets 429 ``insufficient_quota``.
+        ``itpm`` / ``otpm``: input and output tokens per minute, Anthropic's two token limits, enforced on
+        ``POST /v1/messages`` only (``tpm`` is the OpenAI routes'; ``rpm`` counts requests of both
+        dialects, one account). Same ``window`` semantics. A message is charged its input tokens against
+        ITPM and its ``max_tokens`` against OTPM at admission. ``output_reconcile`` (**on** by default,
+        because Anthropic documents it: "OTPM rate limits are estimated based on max_tokens at the
+        beginning of each request and adjusted at the end") gives back, when the reply ends, the part of
+        ``max_tokens`` it did not produce; off, the whole ``max_tokens`` stays charged (a stricter
+        provider, and what a client estimating from ``max_tokens`` alone assumes). See
+        :mod:`mock_server.anthropic_limits`.
         ``limit_schedule``: ``(at_seconds, rpm, tpm)`` entries applied when the server clock passes
         ``epoch + at_seconds`` (``epoch`` = loop time of lifespan startup or of the first request,
-        whichever comes first) — a brownout. Usage in the buckets is kept across a change.
+        whichever comes first) — a brownout. Usage in the buckets is kept across a change. The schedule
+        changes ``rpm``/``tpm`` only; ``set_limits`` also changes ``itpm``/``otpm``.
 
     Model and content
         ``models``: ids served (an empty tuple serves any id); an unknown id gets 404 ``model_not_found``.
@@ -107,12 +139,14 @@ class ServerConfig:
 
     Faults (probabilities per admitted request, drawn from the seed)
         ``error_rate_500``, ``error_rate_503``, ``overloaded_rate`` (a 503 saying the model is overloaded),
-        ``stream_cut_rate`` (a stream stops after some chunks, without ``[DONE]``).
+        ``stream_cut_rate`` (a stream stops after some chunks, without ``[DONE]``). On ``/v1/messages`` a
+        500 is ``api_error`` and both 503 faults are Anthropic's 529 ``overloaded_error``.
 
     Keys and headers
         ``api_keys``: the API keys accepted (``Authorization: Bearer <key>``); a request without one of
         them gets 401 ``invalid_api_key`` (see :mod:`mock_server.keys`). Empty (the default): any key or
-        none is fine. ``organization``: sent as the ``openai-organization`` header when set.
+        none is fine. ``/v1/messages`` takes the key from ``x-api-key`` (or a bearer token) and answers
+        401 ``authentication_error``. ``organization``: sent as the ``openai-organization`` header when set.
 
     Housekeeping
         ``seed``: every random choice derives from ``(seed, arrival number)``. ``max_body_bytes``: larger
@@ -122,6 +156,9 @@ class ServerConfig:
 
     rpm: int | None = None
     tpm: int | None = None
+    itpm: int | None = None
+    otpm: int | None = None
+    output_reconcile: bool = True
     window: float = 60.0
     max_concurrent: int | None = None
     per_key: bool = False
@@ -153,7 +190,7 @@ class ServerConfig:
     preset_name: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
-        for name in ("rpm", "tpm", "max_concurrent", "quota_tokens", "max_events"):
+        for name in ("rpm", "tpm", "itpm", "otpm", "max_concurrent", "quota_tokens", "max_events"):
             check_limit(name, getattr(self, name))
         for name in ("default_max_tokens", "max_output_tokens", "context_window", "max_body_bytes"):
             check_int(name, getattr(self, name), minimum=1)
@@ -172,7 +209,7 @@ class ServerConfig:
             check_number(name, getattr(self, name), maximum=1.0)
         if self.error_rate_500 + self.error_rate_503 + self.overloaded_rate > 1.0:
             raise ValueError("error_rate_500 + error_rate_503 + overloaded_rate must not exceed 1")
-        for name in ("per_key", "count_rejected", "flag_too_large"):
+        for name in ("per_key", "count_rejected", "flag_too_large", "output_reconcile"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.token_charge not in ("prompt+max_tokens", "prompt"):
@@ -329,6 +366,13 @@ PRESETS: Mapping[str, ServerConfig] = {
         overloaded_rate=0.02,
         stream_cut_rate=0.05,
     ),
+    # Anthropic's published tiers for Claude Sonnet 4.x (docs.anthropic.com/en/api/rate-limits, as
+    # published in 2025): requests, input tokens and output tokens per minute. They change, and differ
+    # per model family: check your own console's limits page.
+    "anthropic-tier-1": ServerConfig(rpm=50, itpm=30_000, otpm=8_000),
+    "anthropic-tier-2": ServerConfig(rpm=1_000, itpm=450_000, otpm=90_000),
+    "anthropic-tier-3": ServerConfig(rpm=2_000, itpm=800_000, otpm=160_000),
+    "anthropic-tier-4": ServerConfig(rpm=4_000, itpm=2_000_000, otpm=400_000),
     # No limits and no latency: for benchmarks and tests of raw request handling.
     "instant": ServerConfig(ttft=0.0, per_token=0.0, jitter=0.0),
 }

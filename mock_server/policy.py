@@ -20,6 +20,11 @@ Admission is all or nothing: one request and the whole charge are taken together
 not even if the request later fails. A refused request still takes one request from the requests bucket
 when ``count_rejected`` is on (debt allowed down to ``-capacity``).
 
+Each key's state also holds Anthropic's input- and output-token buckets (``itpm``/``otpm``); the
+``/v1/messages`` route admits against them, and against the same requests bucket and in-flight set, by
+Anthropic's rules (:mod:`mock_server.anthropic_limits`), so ``rpm`` and ``max_concurrent`` are one
+account's across both dialects. The checks above are the OpenAI routes'.
+
 Every answer carries the ``x-ratelimit-*`` headers computed *after* the decision; a rate-limit 429 also
 carries ``retry-after`` (whole seconds, rounded up) and ``retry-after-ms``: the time until this same
 request would fit, capped at 60 s because older SDKs ignore longer hints.
@@ -70,6 +75,10 @@ KEEP: Final = Keep.KEEP
 """Sentinel for :meth:`ProviderPolicy.set_limits`: leave this limit as it is (``None`` means unlimited)."""
 
 
+def _configured(config: ServerConfig) -> Limits:
+    return Limits(config.rpm, config.tpm, config.max_concurrent, config.itpm, config.otpm)
+
+
 def hash_key(authorization: str | None) -> str:
     """A short, stable label for an API key, safe to show in traces (never the key itself)."""
     if not authorization:
@@ -84,6 +93,10 @@ class Limits:
     rpm: int | None
     tpm: int | None
     max_concurrent: int | None
+    itpm: int | None = None
+    """Input tokens per minute (Anthropic's ``/v1/messages`` only)."""
+    otpm: int | None = None
+    """Output tokens per minute (Anthropic's ``/v1/messages`` only)."""
 
 
 @dataclass(slots=True)
@@ -94,6 +107,10 @@ class KeyState:
     tokens: RefillingBucket | None
     in_flight: dict[int, float]
     """Arrival number → loop time the request is expected to finish (``inf`` until its latency is known)."""
+    input_tokens: RefillingBucket | None = None
+    """ITPM (``/v1/messages``; see :mod:`mock_server.anthropic_limits`)."""
+    output_tokens: RefillingBucket | None = None
+    """OTPM (``/v1/messages``)."""
 
 
 @dataclass(slots=True)
@@ -120,7 +137,7 @@ class ProviderPolicy:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.limits = Limits(config.rpm, config.tpm, config.max_concurrent)
+        self.limits = _configured(config)
         self.quota_used = 0
         self._states: dict[str, KeyState] = {}
         self._limit_headers = self._build_limit_headers()
@@ -138,7 +155,14 @@ class ProviderPolicy:
         if state is None:
             if len(self._states) >= _MAX_IDLE_KEYS:
                 self._forget_idle(now)
-            state = KeyState(self._bucket(self.limits.rpm, now), self._bucket(self.limits.tpm, now), {})
+            limits = self.limits
+            state = KeyState(
+                self._bucket(limits.rpm, now),
+                self._bucket(limits.tpm, now),
+                {},
+                self._bucket(limits.itpm, now),
+                self._bucket(limits.otpm, now),
+            )
             self._states[key] = state
         return state
 
@@ -146,7 +170,8 @@ class ProviderPolicy:
         # A key with nothing in flight and full buckets carries no information: recreating it is exact.
         for key, state in list(self._states.items()):
             if not state.in_flight and all(
-                b is None or b.time_until_full(now) == 0.0 for b in (state.requests, state.tokens)
+                b is None or b.time_until_full(now) == 0.0
+                for b in (state.requests, state.tokens, state.input_tokens, state.output_tokens)
             ):
                 del self._states[key]
 
@@ -159,7 +184,7 @@ class ProviderPolicy:
 
     def reset(self) -> None:
         """Forget all keys, usage and quota, and return to the configured limits."""
-        self.limits = Limits(self.config.rpm, self.config.tpm, self.config.max_concurrent)
+        self.limits = _configured(self.config)
         self.quota_used = 0
         self._states.clear()
         self._limit_headers = self._build_limit_headers()
@@ -171,18 +196,32 @@ class ProviderPolicy:
         rpm: int | Keep | None = KEEP,
         tpm: int | Keep | None = KEEP,
         max_concurrent: int | Keep | None = KEEP,
+        itpm: int | Keep | None = KEEP,
+        otpm: int | Keep | None = KEEP,
     ) -> Limits:
         """Change limits at ``now``, keeping each key's current usage (see :meth:`RefillingBucket.resize`)."""
+        old = self.limits
         new = Limits(
-            self.limits.rpm if rpm is KEEP else rpm,
-            self.limits.tpm if tpm is KEEP else tpm,
-            self.limits.max_concurrent if max_concurrent is KEEP else max_concurrent,
+            old.rpm if rpm is KEEP else rpm,
+            old.tpm if tpm is KEEP else tpm,
+            old.max_concurrent if max_concurrent is KEEP else max_concurrent,
+            old.itpm if itpm is KEEP else itpm,
+            old.otpm if otpm is KEEP else otpm,
         )
         # Validate through the config's own rules, so errors name the argument the same way.
-        ServerConfig(rpm=new.rpm, tpm=new.tpm, max_concurrent=new.max_concurrent, window=self.config.window)
+        ServerConfig(
+            rpm=new.rpm,
+            tpm=new.tpm,
+            itpm=new.itpm,
+            otpm=new.otpm,
+            max_concurrent=new.max_concurrent,
+            window=self.config.window,
+        )
         for state in self._states.values():
             state.requests = self._resized(state.requests, new.rpm, now)
             state.tokens = self._resized(state.tokens, new.tpm, now)
+            state.input_tokens = self._resized(state.input_tokens, new.itpm, now)
+            state.output_tokens = self._resized(state.output_tokens, new.otpm, now)
         self.limits = new
         self._limit_headers = self._build_limit_headers()
         return new
@@ -399,7 +438,12 @@ class ProviderPolicy:
         keys: dict[str, Any] = {}
         for key, state in self._states.items():
             entry: dict[str, Any] = {"in_flight": len(state.in_flight)}
-            for name, bucket in (("requests", state.requests), ("tokens", state.tokens)):
+            for name, bucket in (
+                ("requests", state.requests),
+                ("tokens", state.tokens),
+                ("input_tokens", state.input_tokens),
+                ("output_tokens", state.output_tokens),
+            ):
                 if bucket is not None:
                     entry[name] = {
                         "capacity": bucket.capacity,
@@ -408,13 +452,18 @@ class ProviderPolicy:
                         "reset_seconds": bucket.time_until_full(now),
                     }
             keys[key] = entry
+        limits: dict[str, Any] = {
+            "rpm": self.limits.rpm,
+            "tpm": self.limits.tpm,
+            "max_concurrent": self.limits.max_concurrent,
+            "window": self.config.window,
+        }
+        if self.limits.itpm is not None or self.limits.otpm is not None:
+            # Anthropic's budgets, shown once one is set (an OpenAI-only server's stats stay as they were).
+            limits["itpm"] = self.limits.itpm
+            limits["otpm"] = self.limits.otpm
         return {
-            "limits": {
-                "rpm": self.limits.rpm,
-                "tpm": self.limits.tpm,
-                "max_concurrent": self.limits.max_concurrent,
-                "window": self.config.window,
-            },
+            "limits": limits,
             "quota": {"limit": self.config.quota_tokens, "used": self.quota_used},
             "keys": keys,
         }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 import weakref
 from typing import Any
 
@@ -45,6 +46,7 @@ class ServerState:
         self._schedule_index = 0
         self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._now = 0.0  # the last time read, for callers outside the loop (see ``peek``)
+        self._wall_offset: float | None = None  # Unix time minus loop time, fixed once per clock origin
 
     # -- the clock ----------------------------------------------------------------------------------
 
@@ -59,6 +61,7 @@ class ServerState:
             if self._loop is not None:
                 self._new_clock()
             self._loop = weakref.ref(loop)
+            self._wall_offset = None
         if self._epoch is None:
             self._epoch = now
         if self._schedule_index < len(self.config.limit_schedule):
@@ -75,6 +78,16 @@ class ServerState:
         if self._loop is not None and self._loop() is loop:
             return loop.time()
         return self._now
+
+    def wall_time(self, loop_time: float) -> float:
+        """Unix time for ``loop_time``: the wall is read once per clock origin, then loop time rules.
+
+        So a reset time in a header is exactly "now + seconds until full" on the loop's clock, real or
+        virtual; only the origin comes from the wall (as ``created`` fields do).
+        """
+        if self._wall_offset is None:
+            self._wall_offset = time.time() - self.peek()
+        return self._wall_offset + loop_time
 
     def _new_clock(self) -> None:
         self.policy.new_clock()

@@ -11,6 +11,24 @@ A content given as a list of parts counts each ``text`` part by the formula and 
 image, audio) as a flat 85 tokens. The same formula counts the completion the server generates, so
 ``usage`` is always consistent with the text you receive.
 
+Anthropic's Messages dialect counts by the same rule of thumb, over its own shapes
+(:func:`messages_input_tokens`; ``throttle_lab.client.tokens`` follows the same rule, so a client's
+estimate equals the server's count exactly)::
+
+    input_tokens = 3 + system + sum over messages of (4 + content) + sum over tools of tool
+    system       = tokens(s) for a string; for a list of blocks, each text block tokens(text), any other 85
+    content      = tokens(s) for a string; for a list of blocks, the sum of:
+                     text         tokens(text)
+                     tool_use     tokens(name) + tokens(compact JSON of input)
+                     tool_result  its content: a string → tokens; a list → its blocks by these rules;
+                                  absent → 0
+                     any other    85 (image, document, ...)
+    tool         = tokens(name) + tokens(description or "") + tokens(compact JSON of input_schema)
+
+"Compact JSON" is ``json.dumps(x, separators=(",", ":"), ensure_ascii=False)``. A reply's output tokens
+are counted the same way: tokens of its text, and tokens(name) + tokens(compact JSON of input) for each
+``tool_use`` block — what ``usage.output_tokens`` reports.
+
 Completions are lorem-ipsum words cut from one long text generated once from the seed; each request picks
 a seeded starting word, so the same seed and arrival order give the same replies.
 """
@@ -19,6 +37,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import json
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -31,7 +50,9 @@ __all__ = [
     "PER_MESSAGE_TOKENS",
     "PER_REQUEST_TOKENS",
     "TextSource",
+    "compact_json",
     "estimate_tokens",
+    "messages_input_tokens",
     "prompt_tokens",
     "text_source",
 ]
@@ -71,6 +92,61 @@ def prompt_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
             for part in content:
                 text = part.get("text") if part.get("type") == "text" else None
                 total += estimate_tokens(text) if isinstance(text, str) else NON_TEXT_PART_TOKENS
+    return total
+
+
+compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+"""``json.dumps(x, separators=(",", ":"), ensure_ascii=False)``: the JSON the Anthropic rule counts."""
+
+
+def _block_tokens(block: Mapping[str, Any]) -> int:
+    """One content block of an Anthropic message, by the rule in the module docstring."""
+    kind = block.get("type")
+    if kind == "text":
+        return estimate_tokens(block["text"])
+    if kind == "tool_use":
+        return estimate_tokens(block["name"]) + estimate_tokens(compact_json(block["input"]))
+    if kind == "tool_result":
+        return _content_tokens(block.get("content"))
+    return NON_TEXT_PART_TOKENS
+
+
+def _content_tokens(content: object) -> int:
+    if content is None:
+        return 0
+    if isinstance(content, str):
+        return estimate_tokens(content)
+    if isinstance(content, list):
+        return sum(_block_tokens(block) for block in content)
+    return 0
+
+
+def messages_input_tokens(
+    system: str | Sequence[Mapping[str, Any]] | None,
+    messages: Sequence[Mapping[str, Any]],
+    tools: Sequence[Mapping[str, Any]] = (),
+) -> int:
+    """Input tokens of an already-validated Anthropic Messages request (see the module docstring).
+
+    >>> messages_input_tokens(None, [{"role": "user", "content": "Hello!"}])
+    9
+    """
+    total = PER_REQUEST_TOKENS
+    if isinstance(system, str):
+        total += estimate_tokens(system)
+    elif system is not None:
+        total += sum(
+            estimate_tokens(block["text"]) if block.get("type") == "text" else NON_TEXT_PART_TOKENS
+            for block in system
+        )
+    for message in messages:
+        total += PER_MESSAGE_TOKENS + _content_tokens(message.get("content"))
+    for tool in tools:
+        total += (
+            estimate_tokens(tool["name"])
+            + estimate_tokens(tool.get("description") or "")
+            + estimate_tokens(compact_json(tool["input_schema"]))
+        )
     return total
 
 

@@ -10,6 +10,9 @@ route shares (clock, policy, event log, counts). Each module here serves one fam
 :mod:`.embeddings`     ``POST /v1/embeddings`` (vectors, float or base64): rate limited, recorded
 :mod:`.responses_api`  ``POST /v1/responses`` (OpenAI Responses: JSON or typed SSE events, function calls,
                        ``text.format``): rate limited, recorded
+:mod:`.messages`       ``POST /v1/messages`` and ``/v1/messages/count_tokens`` (Anthropic Messages: JSON
+                       or typed SSE events, ``tool_use``; Anthropic's errors, keys, headers and its
+                       three budgets, RPM/ITPM/OTPM): rate limited, recorded (count_tokens: neither)
 :mod:`.info`           ``/health``, ``/stats``, ``/events``, ``/v1/models[/{id}]``: read-only, not recorded
 =====================  ==================================================================================
 
@@ -36,9 +39,11 @@ is random, from ``Dice(seed, seq)``) and ``serve`` — and inherits the rest: th
 check, the body size limit, admission, the 429s, every header and every event. So keys, limits, headers,
 events and ``/stats`` behave the same on every route, and a new route touches no other.
 
-A dialect whose error bodies or rate-limit headers are not OpenAI's would override what differs; what is
-shared lives outside ``routes/`` (:mod:`~mock_server.asgi`, :mod:`~mock_server.policy`,
-:mod:`~mock_server.latency`, ...).
+A dialect whose error bodies or rate-limit headers are not OpenAI's writes its own life instead, as
+:mod:`.messages` does (Anthropic: ``{"type": "error", ...}`` bodies, ``x-api-key``, ``request-id``,
+``anthropic-ratelimit-*`` headers): it shares the state (the same per-key buckets, event log, counts and
+clock) and the helpers, not :class:`~.limited.LimitedRoute`. What is shared lives outside ``routes/``
+(:mod:`~mock_server.asgi`, :mod:`~mock_server.policy`, :mod:`~mock_server.latency`, ...).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from ..anthropic_errors import anthropic_error_body
 from ..asgi import (
     Message,
     Receive,
@@ -53,6 +59,7 @@ from ..asgi import (
     Send,
     method_not_allowed,
     random_request_id,
+    respond,
     respond_error,
     service_headers,
     unknown_url,
@@ -61,6 +68,7 @@ from ..state import ServerState
 from .chat import CHAT_PATH, ChatCompletions
 from .embeddings import EMBEDDINGS_PATH, Embeddings
 from .info import MODELS_PATH, Info
+from .messages import COUNT_TOKENS_PATH, MESSAGES_PATH, Messages
 from .responses_api import RESPONSES_PATH, Responses
 
 __all__ = ["CHAT_PATH", "EMBEDDINGS_PATH", "Handler", "Route", "Router", "build_router"]
@@ -121,7 +129,11 @@ class Router:
             await route.handler(scope, receive, send)  # the hot path: no wrapper
             return
         headers = service_headers(random_request_id(), 0, self._organization)
-        if route is None:
+        if route is None and any(name == b"anthropic-version" for name, _ in scope["headers"]):
+            # An Anthropic client gets its own dialect's 404 (``not_found_error``), not OpenAI's.
+            body = anthropic_error_body("not_found_error", f"Not found: {method[:20]} {path[:200]}")
+            await respond(send, 404, body, [(b"request-id", random_request_id().encode())])
+        elif route is None:
             await respond_error(send, unknown_url(method, path), headers)
         elif route.methods is not None and method not in route.methods:
             await respond_error(send, method_not_allowed(method, path, ", ".join(route.methods)), headers)
@@ -142,6 +154,10 @@ def build_router(state: ServerState) -> Router:
     router.add(CHAT_PATH, ChatCompletions(state), methods=None, own_headers=True)
     router.add(EMBEDDINGS_PATH, Embeddings(state), methods=None, own_headers=True)
     router.add(RESPONSES_PATH, Responses(state), methods=None, own_headers=True)
+    # Anthropic's Messages dialect: its own life (errors, keys and limits are Anthropic's), same state.
+    messages = Messages(state)
+    router.add(MESSAGES_PATH, messages, methods=None, own_headers=True)
+    router.add(COUNT_TOKENS_PATH, messages.count_tokens, methods=None, own_headers=True)
 
     info = Info(state)
     router.add("/health", info.health, methods=_READ)

@@ -15,6 +15,11 @@ experiment watching the server), not part of the API a client under test calls.
 ``GET /v1/models``         the OpenAI model list (``config.models``)
 ``GET /v1/models/{id}``    one model object, or 404 ``model_not_found``
 =========================  ======================================================================
+
+A model request with an ``anthropic-version`` header (every Anthropic SDK call has one) is answered in
+Anthropic's shape instead (:mod:`mock_server.anthropic_models`): its key is ``x-api-key`` or a bearer
+token, and its errors are ``{"type": "error", ...}`` (401 ``authentication_error``, 404
+``not_found_error``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
+from ..anthropic_errors import AnthropicError
+from ..anthropic_keys import check_anthropic_key
+from ..anthropic_models import model_list, model_object
 from ..asgi import Receive, Scope, Send, encode_json, respond, respond_error, respond_json
 from ..errors import ApiError, model_not_found
 from ..keys import check_key
@@ -46,6 +54,8 @@ class Info:
         self._state = state
         self._models = state.config.models
         self._keys = frozenset(state.config.api_keys)
+        # Anthropic's list shows the Claude ids first: what an Anthropic client looks for.
+        self._claude_first = tuple(sorted(self._models, key=lambda m: not m.startswith("claude-")))
         # The list never changes for a given config: encode it once.
         self._models_body = encode_json(
             {"object": "list", "data": [_model_object(m) for m in self._models]}
@@ -79,17 +89,43 @@ class Info:
             return True
         return False
 
+    async def _anthropic(self, scope: Scope, send: Send, model: str | None) -> None:
+        """The model list (``model`` None) or one model, the Anthropic way."""
+        try:
+            if self._keys:
+                check_anthropic_key(dict(scope["headers"]), self._keys)
+            if model is None:
+                data = model_list(self._claude_first, scope.get("query_string", b""))
+            elif model and (not self._models or model in self._models):
+                data = model_object(model)
+            else:
+                raise AnthropicError(f"model: {model[:100]}", status=404)
+        except AnthropicError as err:
+            await respond(send, err.status, err.body(), [])
+            return
+        await respond_json(send, data)
+
     async def models(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if _is_anthropic(scope):
+            await self._anthropic(scope, send, None)
+            return
         if await self._refused(scope, send):
             return
         await respond(send, 200, self._models_body, [])
 
     async def model(self, scope: Scope, receive: Receive, send: Send) -> None:
         """``/v1/models/{id}``: everything after the prefix is the id, slashes included."""
+        model: str = scope["path"][len(MODELS_PATH) + 1 :]
+        if _is_anthropic(scope):
+            await self._anthropic(scope, send, model)
+            return
         if await self._refused(scope, send):
             return
-        model: str = scope["path"][len(MODELS_PATH) + 1 :]
         if model and (not self._models or model in self._models):
             await respond_json(send, _model_object(model))
             return
         await respond_error(send, model_not_found(model))
+
+
+def _is_anthropic(scope: Scope) -> bool:
+    return any(name == b"anthropic-version" for name, _ in scope["headers"])
