@@ -10,9 +10,11 @@ import asyncio
 import itertools
 import random
 
+import httpx
 import pytest
 
-from throttle_lab import Tokens, record
+from throttle_lab import ThrottledTransport, Tokens, record
+from throttle_lab.core.gate import CoolsDown
 from throttle_lab.shared import SharedThrottler
 
 from .helpers import gcra_violations, in_order, real
@@ -225,3 +227,46 @@ def test_split_budgets_refuse_plain_numbers_and_oversize_parts(key: str) -> None
 
     throttler = real(main())
     assert throttler.statistics().round_trips == 0 and throttler.statistics().rejected == 2
+
+
+# -- the shared cool-down: a 429 in one worker holds every worker --------------------------------------
+
+
+def test_pause_holds_every_worker_and_drains_the_budgets(redis_url: str, key: str) -> None:
+    async def main() -> list[int]:
+        # 600 requests a minute over 1 s: 10 held, 10 per second.  Two workers share the limit.
+        one = SharedThrottler(redis_url, key, rpm=600, window=1, margin=0)
+        other = SharedThrottler(redis_url, key, rpm=600, window=1, margin=0)
+        for _ in range(3):
+            await one.acquire()  # 7 left in Redis
+        one.pause(0.2)  # a 429: the server's budget is spent after all
+        await one.wait_pauses()
+        starts = await in_order(other.acquire, [0, 0, 0, 0])
+        await one.aclose()
+        await other.aclose()
+        return starts
+
+    a, b, c, d = real(main())
+    # Drained, then held 0.2 s: 2 requests earned during the pause go at its end, then one per 100 ms.
+    assert (b - a, c - a, d - a) == (0, 100_000, 200_000)
+
+
+def test_the_transport_cools_every_worker_down_on_a_429(redis_url: str, key: str) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"retry-after": "1"}, json={"error": {"type": "requests"}})
+
+    async def main() -> float:
+        hit = SharedThrottler(redis_url, key, rpm=6_000, window=1, margin=0)
+        assert isinstance(hit, CoolsDown)
+        bystander = SharedThrottler(redis_url, key, rpm=6_000, window=1, margin=0)
+        async with httpx.AsyncClient(
+            transport=ThrottledTransport(httpx.MockTransport(handler), limiter=hit)
+        ) as client:
+            assert (await client.post("http://api/v1/chat/completions", json={})).status_code == 429
+        await hit.wait_pauses()
+        waited = (await bystander.acquire()).waited  # another worker, another throttler, the same key
+        await hit.aclose()
+        await bystander.aclose()
+        return waited
+
+    assert real(main()) >= 0.9

@@ -30,6 +30,7 @@ __all__ = [
     "SCRIPTS",
     "SLIDING_LOG_REFUND",
     "SLIDING_LOG_RESERVE",
+    "THROTTLER_PAUSE",
     "THROTTLER_REFUND",
     "THROTTLER_RESERVE",
     "LuaScript",
@@ -309,6 +310,40 @@ return 1
 """,
 )
 
+THROTTLER_PAUSE = LuaScript(
+    "throttler_pause",
+    _CLOCK
+    + """
+-- A shared cool-down after a 429: no booking made after this starts before `now + pause`, in any worker;
+-- and (drain) every budget is emptied as if just used at its own pace, so the pause ends at the limit's
+-- pace instead of in a burst of what the budgets earned meanwhile.  An empty GCRA: TAT = now + tolerance.
+-- A pause also ends the refund window of bookings made before it (seq moves on): undoing one of them
+-- would restore a 'last' from before the pause.
+--
+-- KEYS[1]  the throttler's hash;  ARGV[1]  pause µs;  ARGV[2]  drain 1/0;  ARGV[3]  n budgets
+-- then, for each budget, two: its name and its tolerance µs
+-- returns  Redis time (µs) at which the pause ends
+local pause_end = now + tonumber(ARGV[1])
+local drain = ARGV[2] == '1'
+local n = tonumber(ARGV[3])
+local last = redis.call('HGET', KEYS[1], 'last')
+local horizon = pause_end
+local writes = {'last', num(math.max(pause_end, last and tonumber(last) or now))}
+for i = 1, n do
+  local name, tolerance = ARGV[3 + (i - 1) * 2 + 1], tonumber(ARGV[3 + (i - 1) * 2 + 2])
+  local tat = tonumber(redis.call('HGET', KEYS[1], name) or now)
+  if drain then tat = math.max(tat, now + tolerance) end
+  writes[#writes + 1] = name
+  writes[#writes + 1] = num(tat)
+  horizon = math.max(horizon, tat)
+end
+redis.call('HSET', KEYS[1], unpack(writes))
+redis.call('HINCRBY', KEYS[1], 'seq', 1)
+redis.call('PEXPIRE', KEYS[1], math.ceil((horizon - now) / 1000) + 1)
+return num(pause_end)
+""",
+)
+
 #: Every script, by name.
 SCRIPTS: dict[str, LuaScript] = {
     script.name: script
@@ -319,5 +354,6 @@ SCRIPTS: dict[str, LuaScript] = {
         SLIDING_LOG_REFUND,
         THROTTLER_RESERVE,
         THROTTLER_REFUND,
+        THROTTLER_PAUSE,
     )
 }

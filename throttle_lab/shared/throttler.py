@@ -38,6 +38,11 @@ in ``statistics().overdue``.
 Cancellation: a caller cancelled while sleeping undoes its booking -- both halves -- only if nobody booked
 after it (the hash's ``seq`` is still its own); otherwise the slot is lost, never exceeded.
 
+A 429 anywhere should slow every worker down: :meth:`~SharedThrottler.pause` sends one script that holds
+every booking made after it until the pause ends and drains every budget (as
+:meth:`throttle_lab.Throttler.pause` does in one process), so :class:`~throttle_lab.ThrottledTransport`
+cools all the workers down at once.
+
 Not shared here: a concurrency cap (that needs leases that expire when a worker dies); combine with an
 in-process :class:`throttle_lab.ConcurrencyLimiter` per worker if you need one.  Token estimates are not
 reconciled with the response's ``usage`` afterwards.
@@ -52,17 +57,19 @@ knows::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..core.events import Kind, emit, is_recording
 from ..core.tokens import Tokens
-from ..core.validation import check_positive
+from ..core.validation import check_non_negative, check_positive
 from ._base import DEFAULT_MARGIN, SharedLimiter
 from .connection import _arg, _text
 from .faults import OnError
 from .reservation import Reservation, SharedLimiterStatistics, _Decision
-from .scripts import THROTTLER_REFUND, THROTTLER_RESERVE
+from .scripts import THROTTLER_PAUSE, THROTTLER_REFUND, THROTTLER_RESERVE
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -163,6 +170,7 @@ class SharedThrottler(SharedLimiter):
             if limit is not None
         )
         self._tokens_granted = 0.0
+        self._pauses: set[asyncio.Task[None]] = set()  # pause scripts on their way to Redis
         super().__init__(
             redis,
             key,
@@ -191,6 +199,41 @@ class SharedThrottler(SharedLimiter):
         if reservation is not None:
             self._tokens_granted += tokens
         return reservation
+
+    def pause(self, seconds: float, *, drain: bool = True) -> None:
+        """A shared cool-down after a 429: hold every worker's next bookings for ``seconds`` from now.
+
+        One script, sent in the background (the transport calls this from code that cannot wait): no
+        booking that reaches Redis after it starts before the pause ends -- whichever worker makes it --
+        and, unless ``drain=False``, every budget is emptied as if just used at its own pace, so requests
+        resume at the limit's pace rather than in a burst.  Bookings made before it keep their starts.
+        While Redis is unreachable the pause is lost (nothing can hold the other workers then); await
+        :meth:`wait_pauses` to know it has landed.
+        """
+        check_non_negative("seconds", seconds)
+        loop = self._bind()
+        self._pauses = {task for task in self._pauses if task.get_loop() is loop}  # a new loop: start afresh
+        args = [str(round(seconds * 1e6)), "1" if drain else "0", str(len(self._budgets))]
+        for field, limit, part in self._budgets:
+            args += [field, _arg(self._limit(limit, part)[1])]
+        if is_recording():
+            emit(loop.time(), Kind.PAUSED, self.name, None, 0, {"seconds": seconds, "drained": drain})
+
+        async def send() -> None:
+            await self._faults.call_if_up(self.name, lambda: self._call(THROTTLER_PAUSE, args))
+
+        task = loop.create_task(send())
+        self._pauses.add(task)
+        task.add_done_callback(self._pauses.discard)
+
+    async def wait_pauses(self) -> None:
+        """Wait until every pause sent from here has been answered by Redis (or given up on)."""
+        while self._pauses:
+            await asyncio.gather(*self._pauses, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.wait_pauses()
+        await super().aclose()
 
     async def peek(self, tokens: float = 0) -> float:
         """Seconds a request of ``tokens`` would wait if it were booked now (nothing is booked)."""
