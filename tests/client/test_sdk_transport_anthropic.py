@@ -123,3 +123,24 @@ def test_the_sdk_through_the_transport_against_the_real_server() -> None:
     assert (kind, count) == ("text", 8) and streamed_output > 0
     assert unbooked == 0  # every reply, streamed or not, reconciled to what it really used
     assert trace.count("429") == 0
+
+
+def test_a_request_that_can_never_fit_is_not_retried() -> None:
+    # The server's output budget holds 100 tokens; the client's throttler (wrongly) believes in more, so the
+    # request is sent -- and the server answers at once that it can never fit (x-should-retry: false).
+    async def main() -> tuple[int, int]:
+        app = create_app(ServerConfig(otpm=600, window=10))
+        transport = ThrottledTransport(
+            httpx.ASGITransport(app=app), limiter=Throttler(otpm=60_000), retry=RetryPolicy(max_attempts=5)
+        )
+        async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+            body = {"model": MODEL, "max_tokens": 500, "messages": QUESTION}
+            response = await client.post(
+                "/v1/messages", json=body, headers={"anthropic-version": "2023-06-01"}
+            )
+        return response.status_code, len([e for e in app.events if e["kind"] == "arrived"])
+
+    with record() as trace:
+        status, arrivals = run(main())
+    assert (status, arrivals) == (429, 1)
+    assert trace.count("retry") == 0

@@ -148,8 +148,10 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
             charged one unit per attempt.
         retry: the retry policy (``None``: answers are returned as they come, no retries).  Its
             ``retry_non_idempotent`` and ``idempotency_key`` decide which requests are resent on a 5xx and
-            whether they carry an ``Idempotency-Key``.  Exceptions -- connection errors, timeouts -- are
-            raised, not retried (the openai SDK retries them; give it ``max_retries`` for that).
+            whether they carry an ``Idempotency-Key``.  A response carrying ``x-should-retry: false`` is
+            final, as in the official SDKs (a server's way of saying that waiting will not help).
+            Exceptions -- connection errors, timeouts -- are raised, not retried (the openai SDK retries
+            them; give it ``max_retries`` for that).
         aimd: an :class:`~throttle_lab.AIMD` controller told about every success and 429 (wire its
             ``on_change`` to ``throttler.set_limits`` to let it steer the rate).
         client_throttle: a :class:`~throttle_lab.ClientSideThrottle`; requests it rejects fail locally with
@@ -258,9 +260,11 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
                 raise
 
             final = rebuild(response, content, request)
+            # `x-should-retry: false`: the server says waiting will not help (a request larger than the whole
+            # budget, say).  The official SDKs obey it; so do we.
             delay = (
                 None
-                if self.retry is None
+                if self.retry is None or response.headers.get("x-should-retry", "").lower() == "false"
                 else self.retry.next_delay(
                     attempt, status, hint, loop.time() - started, method=request.method
                 )
