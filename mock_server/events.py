@@ -25,6 +25,13 @@ request goes through:
               ``chunks_sent``); status 499 if the client left before sending its body
 ============  ===========================================================================================
 
+A ``/v1/messages`` request (Anthropic's dialect) goes through the same kinds; its details add ``dialect``
+(``"anthropic"``) and ``path``, its input and output as ``input_tokens`` / ``output_tokens`` beside the
+OpenAI names (``prompt_tokens``, ``completion_tokens``, ``finish_reason``: one trace reads alike),
+``remaining_input_tokens`` / ``remaining_output_tokens``, ``stop_reason``, ``output_given_back`` (the unused
+``max_tokens`` returned to the output budget when the reply ends), and ``limit_type`` values
+``input_tokens`` / ``output_tokens``.
+
 Every detail has ``request_id`` (the server's ``req_…`` id, even when the client named the request),
 ``attempt`` (the ``x-stainless-retry-count`` header as an int, else None) and, with
 ``per_key``, ``key`` (a short hash of the API key, never the key). ``remaining_*`` are the header values at
