@@ -4,6 +4,7 @@
     throttle-lab compare article throttler adaptive --requests 200 --server-rpm 60 --out race.png
     throttle-lab serve --port 8000 --rpm 180 --tpm 90000 --window 1
     throttle-lab lessons [DIR] [--copy-only] [--no-browser] [--port N]
+    throttle-lab batch IN.jsonl --out OUT.jsonl --base-url URL [--rpm N] [--tpm N] [--dry-run | --simulate]
 
 ``simulate`` prints the run's summary (``--out`` also saves its dashboard: timeline, rates, in flight);
 ``compare`` prints one row per design (``--out`` saves them side by side).  Both run on virtual time
@@ -11,6 +12,8 @@ against the in-process mock server, so they finish in a moment and give the same
 ``serve`` is ``python -m mock_server`` under another name: the same options, a real HTTP server.
 ``lessons`` copies the lesson notebooks into DIR (default ``./throttle-lab-lessons``), never overwriting
 a copy the learner edited, and opens JupyterLab on them (see :mod:`throttle_lab.lab.lessons`).
+``batch`` runs an OpenAI Batch API JSONL file against any OpenAI-compatible server under its limits,
+resumably (see :mod:`throttle_lab.batch`; its exit statuses are listed in ``throttle-lab batch --help``).
 
 Bad arguments exit with status 2 and say what is wrong, as argparse programs do.  matplotlib is only
 imported for ``--out`` (with the non-interactive Agg backend, so it works without a display).
@@ -308,7 +311,112 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_port, metavar="N", help="serve on this port (default: 8888 or the next free one)"
     )
     lessons.set_defaults(parser=lessons)
+    _add_batch(commands)
     return parser
+
+
+def _add_batch(commands: Any) -> None:
+    """``throttle-lab batch``: its options mirror :func:`throttle_lab.batch.run_batch`'s arguments."""
+    exit_codes = (
+        "exit status: 0 every request has a 2xx line in OUT; 1 some failed (error lines written), are "
+        "left to retry (429/5xx/network after every attempt: not written, a re-run sends them), or input "
+        "lines are invalid; 2 usage; 3 base URL unreachable (nothing lost: re-run later); 4 the API key "
+        "was refused (401/403); 130 interrupted (Ctrl-C: requests in flight are waited for --grace "
+        "seconds and written; re-run with the same --out to finish)."
+    )
+    batch = commands.add_parser(
+        "batch",
+        help="run an OpenAI Batch API JSONL file under the provider's limits, resumably",
+        description="Send every line of IN (OpenAI Batch API input JSONL: custom_id, method, url, body) "
+        "to BASE_URL under rate limits -- given here, or learned from the first answer's headers -- "
+        "and append each result to OUT (Batch API output JSONL) as it completes.  Re-running with the "
+        "same OUT skips the custom_ids already there.  Lines whose url is /v1/messages use Anthropic's "
+        "dialect (x-api-key, anthropic-version, ITPM/OTPM).",
+        epilog=exit_codes,
+    )
+    batch.add_argument("input", type=Path, metavar="IN.jsonl", help="the requests, one JSON object a line")
+    batch.add_argument("--out", type=Path, metavar="OUT.jsonl", help="the results file (appended to)")
+    batch.add_argument(
+        "--base-url", metavar="URL", help="e.g. http://127.0.0.1:8000 or https://api.openai.com/v1"
+    )
+    batch.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="API key (default: $OPENAI_API_KEY; for /v1/messages lines $ANTHROPIC_API_KEY)",
+    )
+    limits = batch.add_argument_group("limits (default: learned from the first answer's headers)")
+    for option, what in (
+        ("--rpm", "requests per minute"),
+        ("--tpm", "tokens per minute (OpenAI lines)"),
+        ("--itpm", "input tokens per minute (Anthropic lines)"),
+        ("--otpm", "output tokens per minute (Anthropic lines)"),
+    ):
+        limits.add_argument(option, metavar="N", type=_number(positive=True), help=what)
+    limits.add_argument(
+        "--max-concurrent",
+        metavar="N",
+        type=positive_int_arg,
+        help="requests in flight at once (default: 64)",
+    )
+    limits.add_argument(
+        "--burst-seconds",
+        metavar="S",
+        type=_number(positive=True),
+        help="seconds' worth of each limit that may go at once (default: learned, else 60)",
+    )
+    limits.add_argument(
+        "--no-learn-limits",
+        action="store_true",
+        help="do not send the first request alone to read the limits from its headers",
+    )
+    sending = batch.add_argument_group("sending")
+    sending.add_argument(
+        "--max-attempts",
+        metavar="N",
+        type=positive_int_arg,
+        default=5,
+        help="attempts per request (default: 5)",
+    )
+    sending.add_argument(
+        "--timeout", metavar="S", type=_number(positive=True), default=300.0, help="seconds per attempt"
+    )
+    sending.add_argument(
+        "--grace",
+        metavar="S",
+        type=_number(positive=True),
+        default=10.0,
+        help="on Ctrl-C, seconds to wait for requests in flight (default: 10)",
+    )
+    sending.add_argument(
+        "--default-max-tokens",
+        metavar="N",
+        type=positive_int_arg,
+        default=100,
+        help="reply budget assumed for a body without max_tokens (default: 100, the mock server's)",
+    )
+    sending.add_argument(
+        "--write-exhausted",
+        action="store_true",
+        help="write requests whose every attempt failed as final error lines instead of retrying them "
+        "on the next run",
+    )
+    sending.add_argument("--durable", action="store_true", help="fsync every result line (power-cut safe)")
+    sending.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sending.add_argument("--seed", metavar="N", type=int, help="seed the retry jitter")
+    plan = batch.add_argument_group("before sending")
+    mode = plan.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the input, estimate tokens and the duration the limits imply; send nothing",
+    )
+    mode.add_argument(
+        "--simulate",
+        action="store_true",
+        help="run the job on virtual time against the in-process mock server with the same limits "
+        "and print the predicted makespan; send nothing",
+    )
+    batch.set_defaults(parser=batch)
 
 
 def _version() -> str:
@@ -432,6 +540,121 @@ def _run_lessons(args: argparse.Namespace) -> int:
         return 1
 
 
+def _run_batch(command: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``throttle-lab batch``: check, estimate, simulate or run (the batch package is imported only now)."""
+    import asyncio
+    import signal
+
+    from ..batch import BatchLimits, ResultsFile, estimate_batch, read_requests, run_batch, simulate_batch
+
+    planning = args.dry_run or args.simulate
+    if not planning and args.out is None:
+        command.error("--out is required (the results file; re-running with it resumes)")
+    if not planning and args.base_url is None:
+        command.error("--base-url is required (e.g. http://127.0.0.1:8000 or https://api.openai.com/v1)")
+    if args.out is not None and not args.out.parent.is_dir():
+        command.error(f"--out: directory {str(args.out.parent)!r} does not exist")
+    try:
+        batch = read_requests(args.input)
+        limits = BatchLimits(
+            rpm=args.rpm,
+            tpm=args.tpm,
+            itpm=args.itpm,
+            otpm=args.otpm,
+            max_concurrent=args.max_concurrent,
+            burst_seconds=args.burst_seconds,
+        )
+    except OSError as exc:
+        command.error(f"cannot read {str(args.input)!r}: {exc.strerror or exc}")
+    except ValueError as exc:
+        command.error(str(exc))
+    for problem in batch.problems:
+        print(f"{args.input}: {problem}", file=sys.stderr)
+
+    if args.dry_run:
+        done: frozenset[str] = frozenset()
+        if args.out is not None and args.out.exists():
+            with ResultsFile.open(args.out) as results:  # read only what is there (and repair a torn end)
+                done = frozenset(results.done)
+        estimate = estimate_batch(batch, limits, default_max_tokens=args.default_max_tokens, skip=done)
+        if done:
+            print(f"{len(done & {r.custom_id for r in batch.requests})} already in {args.out}: skipped")
+        print(estimate.report())
+        return 1 if estimate.too_large or estimate.invalid else 0
+    if args.simulate:
+        if not (limits.rpm or limits.tpm or limits.itpm or limits.otpm):
+            command.error("--simulate needs limits (--rpm/--tpm/...): nothing is sent to learn them")
+        summary = simulate_batch(
+            batch,
+            limits=limits,
+            seed=args.seed or 0,
+            max_attempts=args.max_attempts,
+            default_max_tokens=args.default_max_tokens,
+        )
+        print(f"simulated on virtual time against the mock server with the same limits: {summary.line()}")
+        print(f"predicted makespan: {summary.elapsed:.1f} s")
+        return 1 if summary.invalid or summary.failed else 0
+
+    async def go() -> Any:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def interrupted() -> None:
+            # A real signal, handled on the loop (add_signal_handler needs the main thread): stop admitting
+            # new requests, let run_batch wait --grace seconds for those in flight and write them.
+            if not stop.is_set():
+                print(
+                    f"\ninterrupted: sending nothing new; waiting up to {args.grace:g} s for requests in "
+                    "flight (their results are kept)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            stop.set()
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, interrupted)
+        try:
+            return await run_batch(
+                batch,
+                args.out,
+                base_url=args.base_url,
+                api_key=args.api_key,
+                rpm=limits.rpm,
+                tpm=limits.tpm,
+                itpm=limits.itpm,
+                otpm=limits.otpm,
+                max_concurrent=limits.max_concurrent,
+                burst_seconds=limits.burst_seconds,
+                learn_limits=not args.no_learn_limits,
+                max_attempts=args.max_attempts,
+                timeout=args.timeout,
+                grace=args.grace,
+                default_max_tokens=args.default_max_tokens,
+                stop=stop,
+                progress=not args.no_progress,
+                write_exhausted=args.write_exhausted,
+                durable=args.durable,
+                seed=args.seed,
+            )
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+    try:
+        summary = asyncio.run(go())
+    except (RuntimeError, ValueError) as exc:  # another run holds --out; an option run_batch refuses
+        command.error(str(exc))
+    except OSError as exc:
+        command.error(f"cannot write {str(args.out)!r}: {exc.strerror or exc}")
+    for note in summary.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if summary.retry_later_ids:
+        shown = ", ".join(summary.retry_later_ids[:5]) + (" ..." if len(summary.retry_later_ids) > 5 else "")
+        print(f"not written, sent again by the next run: {shown}", file=sys.stderr)
+    print(summary.line(), flush=True)
+    return int(summary.exit_code)
+
+
 def _check_paths(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     out: Path | None = getattr(args, "out", None)
     if out is not None:
@@ -472,6 +695,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(argv[argv.index("serve") + 1 :])
     if args.command == "lessons":
         return _run_lessons(args)
+    if args.command == "batch":
+        return _run_batch(command, args)
 
     _check_paths(command, args)
     try:
