@@ -47,7 +47,9 @@ LOW_LEVEL = {"core.gate", "core.accounting", "client.tokens", "client.retry"}
 
 
 def test_the_surface_is_small_enough_to_hold_in_your_head() -> None:
-    assert len(throttle_lab.__all__) <= 40
+    # 42: the 0.2 surface, plus Tokens and estimate_tokens for the split (Anthropic) budgets.  Layers with
+    # a surface of their own (shared, batch, lab) keep it in their package.
+    assert len(throttle_lab.__all__) <= 42
     assert not {"emit", "current_request", "is_recording"} & set(throttle_lab.__all__)
     assert not [name for name in throttle_lab.__all__ if name.endswith("Statistics")]
 

@@ -9,6 +9,8 @@ The package is layered; each layer imports only from the ones above it in this l
 * ``throttle_lab.client`` -- Retry-After, backoff, retry policy, adaptive control, token estimates and the
   httpx transport;
 * ``throttle_lab.shared`` -- the same limiter surface decided in Redis (needs the ``redis`` extra);
+* ``throttle_lab.batch`` -- a whole JSONL file of requests under the provider's limits, resumably (core and
+  client only; its names stay in ``throttle_lab.batch``, as the shared ones stay in ``throttle_lab.shared``);
 * ``throttle_lab.lab`` -- the teaching lab: experiments, plots, widgets, grading, the lessons' exercises,
   the article's naive designs and the command line (what the ``lessons`` extra brings).
 

@@ -57,7 +57,8 @@ def test_a_checkout_reads_its_own_notebooks() -> None:
     files = lesson_files()
     assert [path.name for path in files] == EXPECTED
     assert EXPECTED[0].startswith("00_") and "11_test_your_own_client.ipynb" in EXPECTED
-    assert "playground.ipynb" in EXPECTED and len(EXPECTED) == 13
+    assert "12_batch_jobs.ipynb" in EXPECTED
+    assert "playground.ipynb" in EXPECTED and len(EXPECTED) == 14
 
 
 def test_an_install_without_the_lessons_says_how_to_fix_it(monkeypatch: pytest.MonkeyPatch) -> None:
