@@ -260,3 +260,26 @@ def test_live_mode_against_the_real_http_server() -> None:
     assert set(arrived) == {f"req-{i}" for i in range(1, 26)}
     first_sent = {e.request: e.t for e in trace.filter(kind="sent", source="client")}
     assert all(abs(arrived[r] - first_sent[r]) < 0.25 for r in arrived)
+
+
+@pytest.mark.parametrize(
+    ("design", "workload", "server"),
+    [
+        ("unthrottled", Workload(requests=60, seed=3), {"rpm": 20, "window": 10}),  # mostly 429s
+        ("sre", Workload(requests=40, seed=1), {"rpm": 20, "window": 10}),  # refused locally, too
+        ("throttler", Workload(requests=30, seed=2, stream=True), {"rpm": 30, "tpm": 20_000, "window": 10}),
+    ],
+)
+def test_in_process_transport_runs_what_asgi_transport_runs(
+    monkeypatch: pytest.MonkeyPatch, design: str, workload: Workload, server: dict[str, float]
+) -> None:
+    """simulate's leaner transport gives the same run as httpx.ASGITransport, event for event."""
+    import httpx
+
+    from throttle_lab.lab.experiments import simulation
+
+    lean = simulate(design, workload, server)
+    monkeypatch.setattr(simulation, "InProcessTransport", lambda app: httpx.ASGITransport(app=app))
+    reference = simulate(design, workload, server)
+    assert lean.rows() == reference.rows()
+    assert lean.meta == reference.meta

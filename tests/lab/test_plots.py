@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from mock_server import ServerConfig
 from throttle_lab import Event, SlidingWindowLog, TokenBucket, Trace, record, request_scope, run
 from throttle_lab.lab import plots
-from throttle_lab.lab.experiments import ClientStack, Design, Workload, compare, simulate
+from throttle_lab.lab.experiments import DESIGNS, ClientStack, Design, Workload, compare, simulate
 from throttle_lab.lab.plots.drawing import count_labels, limit_labels
 
 matplotlib.use("Agg")
@@ -421,6 +421,36 @@ def test_race_from_a_comparison_lists_and_mappings() -> None:
     assert "throttler: requests" in [ax.get_title() for ax in as_list.axes]
     as_dict = plots.race({"mine": comparison.traces["throttler"]})
     assert "mine: rates" in [ax.get_title() for ax in as_dict.axes]
+
+
+def test_race_fixed_layout_keeps_every_label_in_its_own_space() -> None:
+    """The slider lab's race (``layout="fixed"``): nothing overlaps, nothing is cut off, as constrained."""
+    # Every design: the tallest race, where a heading placed as a fraction of the height would fall on
+    # the first row's titles.
+    comparison = compare(DESIGNS, Workload(requests=30), {"rpm": 20, "tpm": 20_000, "window": 10})
+    fig = plots.race(comparison, layout="fixed")
+    assert fig.get_layout_engine() is None
+    fig.canvas.draw()
+    canvas = fig.canvas
+    assert isinstance(canvas, FigureCanvasAgg)
+    renderer = canvas.get_renderer()
+    page = fig.bbox
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    boxes: list[tuple[str, Bbox]] = [(f"axes {ax.get_title()}", ax.get_window_extent()) for ax in panels]
+    (heading,) = [text for text in fig.texts if text.get_text() == fig.get_suptitle()]
+    texts: list[tuple[str, Bbox]] = [("heading", heading.get_window_extent(renderer))]
+    for ax in panels:
+        texts.append((f"title {ax.get_title()}", ax.title.get_window_extent(renderer)))
+        texts.append((f"y label {ax.get_title()}", ax.yaxis.label.get_window_extent(renderer)))
+        legend = ax.get_legend()
+        if legend is not None:
+            texts.append((f"legend {ax.get_title()}", legend.get_window_extent(renderer)))
+    for name, box in texts:
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, name
+        for other, other_box in texts + boxes:
+            if other != name:
+                assert not box.overlaps(other_box), f"{name} overlaps {other}"
+    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------------------- at a glance

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import ipywidgets
 import matplotlib
@@ -132,6 +133,32 @@ def test_run_race_is_a_plain_function() -> None:
     assert isinstance(figure, Figure)
     with pytest.raises(ValueError):
         run_race(designs=[])
+
+
+def test_a_race_runs_again_only_the_designs_it_has_not_run_with_these_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from throttle_lab.lab import widgets
+
+    ran: list[str] = []
+    real = widgets.simulate
+
+    def counting(design: str, *args: Any, **kwargs: Any) -> Trace:
+        ran.append(design)
+        return real(design, *args, **kwargs)
+
+    monkeypatch.setattr(widgets, "simulate", counting)
+    settings = {"requests": 15, "seed": 41, "server_rpm": 30}
+    first, _ = run_race(designs=("article",), **settings)
+    second, _ = run_race(designs=("article", "throttler"), **settings)
+    assert ran == ["article", "throttler"], "the article's run was kept"
+    assert first.traces["article"].rows() == second.traces["article"].rows()
+    second.traces["article"].meta["design"] = "changed"  # a caller's copy: the kept run is untouched
+    third, _ = run_race(designs=("article",), **settings)
+    assert third.traces["article"].meta["design"] == "article"
+    assert ran == ["article", "throttler"]
+    run_race(designs=("article",), **{**settings, "seed": 42})
+    assert ran[-1] == "article", "other settings run again"
 
 
 def test_every_label_fits_its_column_and_requests_stop_at_the_max() -> None:

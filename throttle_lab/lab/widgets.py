@@ -26,8 +26,10 @@ the design's own default for the concurrency cap.
 
 from __future__ import annotations
 
+import copy
 import io
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +39,8 @@ import matplotlib.pyplot as plt
 from ..core.runtime import VirtualTimeError
 from ..core.trace import Trace
 from . import plots
-from .experiments import DESIGNS, Comparison, Workload, compare, simulate
+from .experiments import DESIGNS, Comparison, Design, Workload, simulate
+from .experiments._drive import server_config
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -142,14 +145,11 @@ def run_lab(**values: Any) -> tuple[Trace, Figure]:
     rpm, tpm = _unset(settings["client_rpm"]), _unset(settings["client_tpm"])
     window = _unset(settings["client_window"])
     max_concurrent = int(settings["max_concurrent"]) or None
-    trace = simulate(
+    trace = _simulated(
         settings["design"],
         _workload(settings),
         server,
-        rpm=rpm,
-        tpm=tpm,
-        window=window,
-        max_concurrent=max_concurrent,
+        {"rpm": rpm, "tpm": tpm, "window": window, "max_concurrent": max_concurrent},
     )
     # What the client was configured to, so the in-flight plot can draw its cap.
     trace.meta.setdefault(
@@ -174,13 +174,45 @@ def run_race(**values: Any) -> tuple[Comparison, Figure]:
     designs = list(settings["designs"])
     if not designs:
         raise ValueError("choose at least one design to race")
-    comparison = compare(
-        designs,
-        _workload(settings),
-        _server(settings),
-        max_concurrent=int(settings["max_concurrent"]) or None,
-    )
-    return comparison, plots.race(comparison)
+    workload, server = _workload(settings), _server(settings)
+    limits = {"max_concurrent": int(settings["max_concurrent"]) or None}
+    # compare() with each design's run looked up first: ticking one more design runs that one only.
+    traces = {
+        design.name if isinstance(design, Design) else design: _simulated(design, workload, server, limits)
+        for design in designs
+    }
+    config = server_config(server)
+    comparison = Comparison(traces, workload, config, limit_per_minute=config.rpm)
+    return comparison, plots.race(comparison, layout="fixed")
+
+
+#: Runs kept for settings seen lately (a run is a few thousand events; this is a few megabytes at most).
+_RUNS_KEPT = 24
+_runs: OrderedDict[tuple[Any, ...], Trace] = OrderedDict()
+
+
+def _simulated(
+    design: str | Design, workload: Workload, server: Mapping[str, Any], limits: Mapping[str, Any]
+) -> Trace:
+    """``simulate(design, workload, server, **limits)``, answered from memory for settings seen lately.
+
+    A run is a function of its settings (the same arguments give the same trace, event for event), so a
+    slider moved back, or a race that gains a design, need not run again what it ran a moment ago.  Each
+    caller gets its own copy (events and meta), so what one does to its trace never reaches the next.
+    Only named designs are kept: a ``Design`` object's name does not say what its ``build`` does.
+    """
+    if not isinstance(design, str):
+        return simulate(design, workload, server)  # a ready-made Design carries its own limits
+    key = (design, repr(workload), tuple(sorted(server.items())), tuple(sorted(limits.items())))
+    trace = _runs.get(key)
+    if trace is None:
+        trace = simulate(design, workload, server, **limits)
+        _runs[key] = trace
+        while len(_runs) > _RUNS_KEPT:
+            _runs.popitem(last=False)
+    else:
+        _runs.move_to_end(key)
+    return Trace(trace, copy.deepcopy(trace.meta))
 
 
 def render_png(figure: Figure) -> bytes:

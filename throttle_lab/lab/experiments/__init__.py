@@ -12,7 +12,7 @@ One run, from left to right (the top line says where each piece lives)::
     what is sent, when   ClientStack: limiter,   waits, sends, backs    limits, answers    client and server
     (seeded)             retry, AIMD, throttle   off, records           429s, records      events, merged
                                                         │ on top of
-                               simulation.py:  httpx.ASGITransport, in-process, virtual time
+                               simulation.py:  InProcessTransport, in-process, virtual time
                                live_run.py:    httpx.AsyncHTTPTransport to 127.0.0.1, real time
 
 * :class:`Workload` (``workload.py``): how many requests, when they arrive (all at once, steady, Poisson,
@@ -24,7 +24,8 @@ One run, from left to right (the top line says where each piece lives)::
       Design("mine", lambda: ClientStack(MyLimiter(...), RetryPolicy()), "my limiter")
 
 * :func:`simulate` (``simulation.py``) runs one design on **virtual time** against an in-process mock server
-  (an ASGI app reached through ``httpx.ASGITransport``): hours of traffic in a fraction of a second,
+  (an ASGI app reached through :class:`~.inprocess.InProcessTransport`, a leaner
+  ``httpx.ASGITransport``): hours of traffic in a fraction of a second,
   identical on every run.  The trace holds the client's events and the server's (``source == "server"``).
 * :func:`compare` races several designs on the *same* traffic and tabulates the results.
 * :func:`live` (``live_run.py``) runs the same experiment in real time against the real HTTP server on

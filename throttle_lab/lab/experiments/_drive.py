@@ -2,7 +2,7 @@
 
 The two differ only in the transport under the design's stack and in whose clock runs::
 
-    simulate:  ThrottledTransport ──> httpx.ASGITransport(create_app(config))   virtual time, in-process
+    simulate:  ThrottledTransport ──> InProcessTransport(create_app(config))    virtual time, in-process
     live:      ThrottledTransport ──> httpx.AsyncHTTPTransport ──> 127.0.0.1    real time, a subprocess
 """
 

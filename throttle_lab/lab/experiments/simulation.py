@@ -2,7 +2,7 @@
 
 Nothing leaves the process and nobody waits::
 
-    Workload.items() ──> Design.build() ──> ThrottledTransport ──> httpx.ASGITransport ──> create_app(config)
+    Workload.items() ──> Design.build() ──> ThrottledTransport ──> InProcessTransport ──> create_app(config)
                               client events ─┐                                   server events ─┐
                                              └──────────> Trace.merge(client, server) <─────────┘
 
@@ -16,14 +16,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from ...client.retry import RetryPolicy
 from ...core.events import record
 from ...core.runtime import run
 from ...core.trace import Summary, Trace
 from ._drive import describe, drive, resolve, server_config
 from .designs import Design
+from .inprocess import InProcessTransport
 from .workload import Workload
 
 if TYPE_CHECKING:
@@ -70,7 +69,8 @@ def simulate(
         from mock_server import create_app
 
         app = create_app(config)  # a fresh server per run: nothing carries over from the last one
-        transport = httpx.ASGITransport(app=app)
+        # httpx.ASGITransport's job with fewer layers: the same run, event for event, a little faster.
+        transport = InProcessTransport(app)
         await drive(chosen, workload, transport, "http://mock-server", config.default_max_tokens)
         return list(app.events)
 

@@ -16,6 +16,7 @@ from .drawing import (
     new_axes,
     outside_legend,
     panel_title,
+    set_title,
     show_empty,
 )
 from .model import client_cap, format_number, read_run, server_limit
@@ -45,7 +46,7 @@ def in_flight(
     or backing off) -- the queue that builds up when the limits bind.
     """
     ax = new_axes(ax, (10, 3.5))
-    ax.set_title(panel_title(trace, "In flight", title), fontsize="medium")
+    set_title(ax, panel_title(trace, "In flight", title))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("in flight")
     run = read_run(trace)

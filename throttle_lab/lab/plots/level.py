@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .drawing import OKABE_ITO, TOKENS, limit_line, new_axes, outside_legend, panel_title, show_empty
+from .drawing import (
+    OKABE_ITO,
+    TOKENS,
+    limit_line,
+    new_axes,
+    outside_legend,
+    panel_title,
+    set_title,
+    show_empty,
+)
 from .model import format_number
 
 if TYPE_CHECKING:
@@ -50,7 +59,7 @@ def level(
     name, series = _level_series(trace, source)
     design = trace.meta.get("design")
     what = "Limiter level" + (f" ({name})" if name and name != design else "")
-    ax.set_title(panel_title(trace, what, title), fontsize="medium")
+    set_title(ax, panel_title(trace, what, title))
     ax.set_xlabel("time (s)")
     if not series:
         ax.set_ylabel("level")

@@ -43,6 +43,7 @@ surface is :mod:`throttle_lab.lab.plots`.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -93,8 +94,29 @@ class Run:
     has_server: bool
 
 
+#: The last trace read, as (the trace, its length, what was read): a dashboard's timeline and in-flight
+#: panels read the same trace one after the other, and a busy run is thousands of events.
+_last_read: tuple[weakref.ref[Trace], int, Run] | None = None
+
+
 def read_run(trace: Trace) -> Run:
-    """One pass over the trace: every request's waits, attempts, 429s and end, in order of appearance."""
+    """One pass over the trace: every request's waits, attempts, 429s and end, in order of appearance.
+
+    The trace read last is remembered (while it lives and keeps its length), so the panels of one figure
+    read a trace once.  The plots only read what this returns; anyone else gets a fresh reading by passing
+    another trace.
+    """
+    global _last_read
+    if _last_read is not None:
+        last, length, reading = _last_read
+        if last() is trace and length == len(trace):
+            return reading
+    reading = _read_run(trace)
+    _last_read = (weakref.ref(trace), len(trace), reading)
+    return reading
+
+
+def _read_run(trace: Trace) -> Run:
     has_client = any(e.kind == "sent" and e.source != "server" for e in trace)
     has_grants = any(e.kind == "granted" for e in trace)
     has_server = any(e.source == "server" for e in trace)

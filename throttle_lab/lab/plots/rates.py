@@ -21,6 +21,7 @@ from .drawing import (
     new_axes,
     outside_legend,
     panel_title,
+    set_title,
     show_empty,
 )
 from .model import format_number, schedule_steps, server_limit
@@ -79,7 +80,7 @@ def rates(
     if not window > 0:
         raise ValueError(f"window must be positive, got {window!r}")
     ax = new_axes(ax, (10, 4))
-    ax.set_title(panel_title(trace, "Rates", title), fontsize="medium")
+    set_title(ax, panel_title(trace, "Rates", title))
     ax.set_xlabel("time (s)")
     ax.set_ylabel("requests / min" + (f" (rolling {window:g} s)" if window != 60 else ""))
     sent = [e for e in trace if e.kind == "sent" and e.source != "server"]

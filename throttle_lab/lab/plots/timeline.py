@@ -23,6 +23,7 @@ from .drawing import (
     new_axes,
     outside_legend,
     panel_title,
+    set_title,
     show_empty,
 )
 from .model import read_run
@@ -62,7 +63,7 @@ def timeline(
     if max_rows < 1:
         raise ValueError(f"max_rows must be at least 1, got {max_rows!r}")
     ax = new_axes(ax, (10, 5.5))
-    ax.set_title(panel_title(trace, "Request timeline", title), fontsize="medium")
+    set_title(ax, panel_title(trace, "Request timeline", title))
     ax.set_xlabel("time (s)")
     run = read_run(trace)
     n = len(run.requests)
@@ -142,24 +143,26 @@ def timeline(
         handles.append(Line2D([], [], color=IN_FLIGHT, lw=5, label="in flight" if run.has_client else "held"))
     if instants[0]:
         at_once = "answered at once" if run.has_client else "granted (holds nothing)"
-        ax.scatter(*instants, marker="o", s=mark**2 * 0.6, color=IN_FLIGHT, linewidths=0, zorder=3)
+        ax.scatter(*_arrays(instants), marker="o", s=mark**2 * 0.6, color=IN_FLIGHT, linewidths=0, zorder=3)
         handles.append(Line2D([], [], color=IN_FLIGHT, marker="o", ls="none", ms=5, label=at_once))
     if arrived[0]:
-        ax.scatter(*arrived, marker="|", s=mark**2 * 0.5, color=SERVER, linewidths=1, zorder=3)
+        ax.scatter(*_arrays(arrived), marker="|", s=mark**2 * 0.5, color=SERVER, linewidths=1, zorder=3)
         handles.append(Line2D([], [], color=SERVER, marker="|", ls="none", ms=7, label="server: arrived"))
     if refused[0]:
-        ax.scatter(*refused, marker="v", s=mark**2 * 0.35, color=LIMITED, linewidths=0, zorder=3)
+        ax.scatter(*_arrays(refused), marker="v", s=mark**2 * 0.35, color=LIMITED, linewidths=0, zorder=3)
         handles.append(Line2D([], [], color=LIMITED, marker="v", ls="none", ms=5, label="server: limited"))
     if limited[0]:
-        ax.scatter(*limited, marker="x", s=mark**2, color=LIMITED, linewidths=1.3, zorder=4)
+        ax.scatter(*_arrays(limited), marker="x", s=mark**2, color=LIMITED, linewidths=1.3, zorder=4)
         handles.append(
             Line2D([], [], color=LIMITED, marker="x", ls="none", ms=7, mew=1.5, label="429 answer")
         )
     if failed[0]:
-        ax.scatter(*failed, marker="X", s=mark**2 * 1.2, color=OKABE_ITO["black"], linewidths=0, zorder=4)
+        ax.scatter(
+            *_arrays(failed), marker="X", s=mark**2 * 1.2, color=OKABE_ITO["black"], linewidths=0, zorder=4
+        )
         handles.append(Line2D([], [], color="black", marker="X", ls="none", ms=7, label="gave up"))
     if rejected[0]:
-        ax.scatter(*rejected, marker="s", s=mark**2 * 0.8, color=REJECTED, linewidths=0, zorder=4)
+        ax.scatter(*_arrays(rejected), marker="s", s=mark**2 * 0.8, color=REJECTED, linewidths=0, zorder=4)
         handles.append(Line2D([], [], color=REJECTED, marker="s", ls="none", ms=6, label="refused locally"))
 
     ax.set_xlim(run.start - 0.01 * span, run.end + 0.02 * span)
@@ -190,3 +193,9 @@ def _fit_ylabel(ax: Axes, candidates: list[str]) -> None:
             ax.set_ylabel(text)
             return
     ax.set_ylabel(candidates[-1])
+
+
+def _arrays(points: tuple[list[float], list[float]]) -> tuple[np.ndarray, np.ndarray]:
+    """The marks' coordinates as arrays: ``scatter`` given plain lists checks every element for a mask
+    (``numpy.ma``), which cost more than drawing the marks."""
+    return np.asarray(points[0], dtype=float), np.asarray(points[1], dtype=float)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ...core.trace import percentile
-from .drawing import IN_FLIGHT, LIMIT, LIMITED, new_axes, outside_legend, panel_title, show_empty
+from .drawing import IN_FLIGHT, LIMIT, LIMITED, new_axes, outside_legend, panel_title, set_title, show_empty
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -22,7 +22,7 @@ def waits(trace: Trace, ax: Axes | None = None, *, bins: int = 30, title: str | 
     :attr:`Span.wait <throttle_lab.Span.wait>`); for a bare limiter it is each grant's ``waited``.
     """
     ax = new_axes(ax, (7, 3.5))
-    ax.set_title(panel_title(trace, "Wait before sending", title), fontsize="medium")
+    set_title(ax, panel_title(trace, "Wait before sending", title))
     ax.set_xlabel("wait (s)")
     ax.set_ylabel("requests")
     values = [w for span in trace.spans() if (w := span.wait) is not None]
