@@ -52,14 +52,22 @@ class FixedWindow(Limiter):
 
     Windows are aligned to multiples of ``window_seconds`` on the loop's clock (on a virtual loop, which
     starts at 0, a 60 s window is every whole minute).
+
+    ``resolution``: seconds a queued grant may come late so that one wake-up grants several (default 0;
+    see ``throttle_lab/core/waiting_room.py``).
     """
 
     level_name = "in_window"
 
     def __init__(
-        self, max_requests: float = 60, window_seconds: float = 60.0, *, name: str | None = None
+        self,
+        max_requests: float = 60,
+        window_seconds: float = 60.0,
+        *,
+        name: str | None = None,
+        resolution: float = 0.0,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, resolution=resolution)
         self.max_requests = check_positive("max_requests", max_requests)
         self.window_seconds = check_positive("window_seconds", window_seconds)
         self._window_end = -math.inf  # when the current window closes

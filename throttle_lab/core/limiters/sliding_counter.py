@@ -49,14 +49,23 @@ class SlidingWindowCounterStatistics(LimiterStatistics):
 
 
 class SlidingWindowCounter(Limiter):
-    """At most ``max_requests`` units per sliding ``window_seconds``, estimated from two counters."""
+    """At most ``max_requests`` units per sliding ``window_seconds``, estimated from two counters.
+
+    ``resolution``: seconds a queued grant may come late so that one wake-up grants several (default 0;
+    see ``throttle_lab/core/waiting_room.py``).
+    """
 
     level_name = "estimate"
 
     def __init__(
-        self, max_requests: float = 60, window_seconds: float = 60.0, *, name: str | None = None
+        self,
+        max_requests: float = 60,
+        window_seconds: float = 60.0,
+        *,
+        name: str | None = None,
+        resolution: float = 0.0,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, resolution=resolution)
         self.max_requests = check_positive("max_requests", max_requests)
         self.window_seconds = check_positive("window_seconds", window_seconds)
         self._start = -math.inf  # when the current fixed window began

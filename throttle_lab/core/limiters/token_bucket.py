@@ -67,6 +67,8 @@ class TokenBucket(Limiter):
         per_minute: tokens added per minute (``per_minute=60`` is ``rate=1.0``).
         initial_tokens: tokens in the bucket when first used (default ``capacity``: full).
         name: how events and ``repr`` call it.
+        resolution: seconds a queued grant may come late so that one wake-up grants several (default 0:
+            each on the dot; see ``throttle_lab/core/waiting_room.py``).
     """
 
     level_name = "tokens"
@@ -79,8 +81,9 @@ class TokenBucket(Limiter):
         per_minute: float | None = None,
         initial_tokens: float | None = None,
         name: str | None = None,
+        resolution: float = 0.0,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, resolution=resolution)
         self.rate = resolve_rate(rate, per_minute)
         self.capacity = check_positive("capacity", capacity)
         if initial_tokens is None:
@@ -145,9 +148,28 @@ class TokenBucket(Limiter):
         return self._last + (weight - self._tokens) / self.rate
 
     def _take(self, weight: float, now: float) -> None:
-        self._rebase(now)
-        # Granted on time, rounding may leave the balance a hair below zero; it refills from there.
-        self._tokens -= weight
+        # Rebase and spend in one step (this runs on every grant).  Granted on time, rounding may leave the
+        # balance a hair below zero; it refills from there.
+        self._tokens = self._tokens_at(now) - weight
+        self._last = now
+
+    def _take_now(self, weight: float, now: float) -> Any:
+        # The path of every uncontended request, in one step: enough tokens now -> spend them (what
+        # `_ready_at` then `_take` would do).  Anything else -- first use, or too few tokens, where
+        # `_ready_at` may still round to "now" -- goes the general way.
+        last = self._last
+        if last is not None:
+            # `_tokens_at(now)`, spelled out (the same expression, so the same float).
+            tokens = self._tokens
+            if now > last:
+                refilled = tokens + (now - last) * self.rate
+                ceiling = self.capacity - self._pending
+                tokens = refilled if refilled < ceiling else ceiling
+            if tokens >= weight:
+                self._tokens = tokens - weight
+                self._last = now
+                return None
+        return super()._take_now(weight, now)
 
     def _take_pending(self, weight: float, now: float) -> None:
         self._take(weight, now)
