@@ -19,7 +19,7 @@ import asyncio
 import contextvars
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping
-from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 import httpx
@@ -27,7 +27,17 @@ import httpx
 from ..core.events import Kind, current_request, emit, request_scope
 from ..core.gate import Admission
 
-__all__ = ["Hold", "Outcome", "StreamWatcher", "failed", "read_raw", "rebuild", "rebuild_stream"]
+__all__ = [
+    "Hold",
+    "Outcome",
+    "StreamWatcher",
+    "failed",
+    "in_memory",
+    "peek_raw",
+    "read_raw",
+    "rebuild",
+    "rebuild_stream",
+]
 
 
 async def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
@@ -51,6 +61,22 @@ async def raw_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
         return
     async for chunk in response.aiter_raw():
         yield chunk
+
+
+def in_memory(response: httpx.Response) -> bool:
+    """True for a response whose body is an unread ``httpx.ByteStream`` (bytes in memory, iterable again)."""
+    return (
+        isinstance(response.stream, httpx.ByteStream)
+        and not response.is_stream_consumed
+        and not response.is_closed
+    )
+
+
+async def peek_raw(response: httpx.Response) -> bytes:
+    """The body of an :func:`in_memory` response as sent, leaving the response unread for its caller."""
+    stream = response.stream
+    assert isinstance(stream, httpx.ByteStream)
+    return b"".join([chunk async for chunk in stream])
 
 
 async def read_raw(response: httpx.Response) -> bytes:
@@ -91,19 +117,22 @@ class Hold:
     from a finaliser.
     """
 
-    __slots__ = ("_context", "_gate", "_loop", "_request", "_source", "permit", "settled")
+    __slots__ = ("_context", "_loop", "_request", "_slot", "_source", "permit", "settled")
 
     def __init__(self, source: str) -> None:
         self._source = source
         self._loop = asyncio.get_running_loop()
         self._request: Hashable | None = current_request()
         self._context = contextvars.copy_context()
-        self._gate = AsyncExitStack()
+        # The gate's slot, entered by `enter`, exited once by `release`: no exit stack, since there is only
+        # ever the one (an AsyncExitStack cost more per request than the limiter's own work).
+        self._slot: AbstractAsyncContextManager[Admission] | None = None
         self.permit: Admission | None = None
         self.settled = False
 
     async def enter(self, slot: AbstractAsyncContextManager[Admission]) -> None:
-        self.permit = await self._gate.enter_async_context(slot)
+        self.permit = await slot.__aenter__()
+        self._slot = slot  # entered: from now on `release` must exit it
 
     async def release(self, outcome: Outcome | None = None) -> None:
         """Give the capacity back (a second call does nothing), then report ``outcome`` if given."""
@@ -112,7 +141,9 @@ class Hold:
         self.settled = True
         with request_scope(self._request):
             try:
-                await self._gate.aclose()
+                slot, self._slot = self._slot, None
+                if slot is not None:
+                    await slot.__aexit__(None, None, None)
             finally:
                 if outcome is not None:
                     emit(self._loop.time(), outcome[0], self._source, detail=outcome[1])

@@ -61,7 +61,7 @@ from ..core.gate import UNMETERED, Admission, ChargeTokens, CoolsDown, RequestGa
 from ..core.limiters._base import Limiter
 from ..core.tokens import Tokens
 from .adaptive import AIMD, ClientSideThrottle
-from .held_responses import Hold, failed, read_raw, rebuild, rebuild_stream
+from .held_responses import Hold, failed, in_memory, peek_raw, read_raw, rebuild, rebuild_stream
 from .retry import IDEMPOTENT_METHODS, RetryError, RetryPolicy
 from .retry_after import parse_retry_after
 from .stream_usage import StreamUsage
@@ -313,11 +313,19 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
                     admission, lambda answer: server_charge(body, answer, default, path=path)
                 )
             return rebuild_stream(response, request, hold, outcome, watcher)
-        content = await read_raw(response)
+        if in_memory(response):
+            # A reply already in memory (an in-process server's): its bytes can be looked at without
+            # consuming it, so it goes to the caller as it is -- not read, closed and rebuilt.
+            content = await peek_raw(response)
+            final = response
+            final.request = request
+        else:
+            content = await read_raw(response)
+            final = rebuild(response, content, request)
         if books and body is not None and admission is not None:
             self._reconcile(admission, body, content, request.url.path)
         await hold.release((outcome, {"status": status}))
-        return rebuild(response, content, request)
+        return final
 
     async def _enter(self, hold: Hold, tokens: float) -> None:
         if self.gate is not None:
