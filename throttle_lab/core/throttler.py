@@ -59,7 +59,8 @@ from .gate import RequestGate
 from .limiters._base import Limiter
 from .limiters.concurrency import ConcurrencyLimiter
 from .limiters.token_bucket import TokenBucket
-from .tokens import Tokens
+from .tokens import INPUT, ONE, OUTPUT, TOTAL, Tokens, split_charge
+from .tokens import units as _units  # (a local `units` names a count in the methods)
 from .validation import check_non_negative, check_positive
 from .waiting_room import _MUST_WAIT, WaitingRoom
 
@@ -68,20 +69,6 @@ __all__ = ["Permit", "Throttler", "ThrottlerStatistics"]
 INF = math.inf
 
 _NOT_TAKEN: tuple[Any, ...] = ()  # the receipts of a slot's permit before its `async with` has taken it
-
-# What each meter is charged per request: one unit, or the charge's total, input or output tokens.
-_ONE, _TOTAL, _INPUT, _OUTPUT = 0, 1, 2, 3
-
-
-def _units(weight: float, part: int) -> float:
-    # The grant and timer paths ask this for every meter of every request: the two common answers first.
-    if part == _ONE:
-        return 1
-    if part == _TOTAL:
-        return weight
-    # Only throttlers with split meters ask for a part, and they turn every charge into Tokens first.
-    assert isinstance(weight, Tokens)
-    return weight.input if part == _INPUT else weight.output
 
 
 class Permit:
@@ -307,11 +294,11 @@ class Throttler(WaitingRoom):
         self._meters: tuple[tuple[Limiter, int], ...] = tuple(
             (meter, part)
             for meter, part in (
-                (self.concurrency, _ONE),
-                (self.requests, _ONE),
-                (self.tokens, _TOTAL),
-                (self.input_tokens, _INPUT),
-                (self.output_tokens, _OUTPUT),
+                (self.concurrency, ONE),
+                (self.requests, ONE),
+                (self.tokens, TOTAL),
+                (self.input_tokens, INPUT),
+                (self.output_tokens, OUTPUT),
             )
             if meter is not None
         )
@@ -480,22 +467,15 @@ class Throttler(WaitingRoom):
     # ------------------------------------------------------------------ charges with parts
     def _split(self, tokens: float) -> float:
         """The charge as :class:`Tokens` (a throttler with input/output meters needs both parts)."""
-        if isinstance(tokens, Tokens):
-            return tokens
-        if tokens == 0 and not isinstance(tokens, bool):
-            return Tokens(0, 0)
-        raise ValueError(
-            f"{self.name} meters input and output tokens separately (itpm/otpm): charge it "
-            f"Tokens(input=..., output=...), not {tokens!r}"
-        )
+        return split_charge(tokens, self.name)
 
     def _check_weight(self, weight: float, *, zero_ok: bool = False) -> None:
         super()._check_weight(weight, zero_ok=zero_ok)
         if isinstance(weight, Tokens):
             for meter, part in self._meters:
-                if part >= _INPUT and _units(weight, part) > meter.max_weight:
+                if part >= INPUT and _units(weight, part) > meter.max_weight:
                     self._rejected += 1
-                    label = "input" if part == _INPUT else "output"
+                    label = "input" if part == INPUT else "output"
                     raise ValueError(
                         f"{label} tokens {_units(weight, part):g} exceed what {meter.name} can ever grant "
                         f"({meter.max_weight:g}, its whole budget): this request could never be sent"
@@ -524,7 +504,7 @@ class Throttler(WaitingRoom):
         ready = self._paused_until
         for meter, part in self._meters:
             # _units(weight, part), with its two common answers inline: the timer asks on every grant.
-            units = 1 if part == _ONE else weight if part == _TOTAL else _units(weight, part)
+            units = 1 if part == ONE else weight if part == TOTAL else _units(weight, part)
             if units > 0:
                 at = meter._ready_at(units, now)
                 if at > ready:
@@ -541,11 +521,11 @@ class Throttler(WaitingRoom):
         if self._paused_until > now:
             return _MUST_WAIT
         for meter, part in self._leading:
-            units = 1 if part == _ONE else weight
+            units = 1 if part == ONE else weight
             if units > 0 and meter._ready_at(units, now) > now:
                 return _MUST_WAIT
         last, part = self._meters[-1]
-        units = 1 if part == _ONE else weight
+        units = 1 if part == ONE else weight
         last_receipt = last._take_now(units, now) if units > 0 else None
         if last_receipt is _MUST_WAIT:
             return _MUST_WAIT
@@ -554,7 +534,7 @@ class Throttler(WaitingRoom):
             return (last_receipt,)
         receipts = []
         for meter, part in self._leading:
-            units = 1 if part == _ONE else weight
+            units = 1 if part == ONE else weight
             receipts.append(meter._take(units, now) if units > 0 else None)
         receipts.append(last_receipt)
         return tuple(receipts)
@@ -570,14 +550,14 @@ class Throttler(WaitingRoom):
     def _take_pending(self, weight: float, now: float) -> tuple[Any, ...]:
         receipts = []
         for meter, part in self._meters:
-            units = 1 if part == _ONE else weight if part == _TOTAL else _units(weight, part)
+            units = 1 if part == ONE else weight if part == TOTAL else _units(weight, part)
             receipts.append(meter._take_pending(units, now) if units > 0 else None)
         self._tokens_granted += weight
         return tuple(receipts)
 
     def _settle(self, weight: float, receipt: Any, now: float) -> None:
         for (meter, part), booked in zip(self._meters, receipt, strict=True):
-            units = 1 if part == _ONE else weight if part == _TOTAL else _units(weight, part)
+            units = 1 if part == ONE else weight if part == TOTAL else _units(weight, part)
             if units > 0:
                 meter._settle(units, booked, now)
 
@@ -641,7 +621,7 @@ class Throttler(WaitingRoom):
         now = loop.time()
         detail: dict[str, Any] = {}
         for (meter, part), receipt in zip(self._meters, permit._receipts, strict=True):
-            if part == _ONE:
+            if part == ONE:
                 continue
             booked = _units(permit.tokens, part)
             delta = _units(charged, part) - booked
@@ -654,9 +634,9 @@ class Throttler(WaitingRoom):
                 meter._adjust(receipt, delta, now)
             key = (
                 "tokens_left"
-                if part == _TOTAL
+                if part == TOTAL
                 else "input_tokens_left"
-                if part == _INPUT
+                if part == INPUT
                 else "output_tokens_left"
             )
             detail[key] = meter._level(now)

@@ -24,7 +24,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["Tokens"]
+__all__ = ["INPUT", "ONE", "OUTPUT", "TOTAL", "Tokens", "split_charge", "units"]
+
+#: What a budget is charged per request, for the throttlers that meter several (``Throttler``,
+#: ``SharedThrottler``): one unit (requests, concurrency), or the charge's total, input or output tokens.
+ONE, TOTAL, INPUT, OUTPUT = 0, 1, 2, 3
 
 
 def _part(name: str, value: object) -> float:
@@ -57,3 +61,31 @@ class Tokens(float):
     def __reduce__(self) -> tuple[Any, ...]:
         # float's own pickling would call Tokens(total) and lose the split.
         return (Tokens, (self.input, self.output))
+
+
+def units(weight: float, part: int) -> float:
+    """What a budget metering ``part`` takes from a request charged ``weight``.
+
+    >>> units(Tokens(3, 4), ONE), units(Tokens(3, 4), TOTAL), units(Tokens(3, 4), OUTPUT)
+    (1, Tokens(input=3, output=4), 4)
+    """
+    if part == ONE:
+        return 1
+    if part == TOTAL:
+        return weight
+    # Only a throttler with split budgets asks for a part, and it turns every charge into Tokens first.
+    assert isinstance(weight, Tokens)
+    return weight.input if part == INPUT else weight.output
+
+
+def split_charge(tokens: float, owner: str) -> Tokens:
+    """``tokens`` as :class:`Tokens`, for ``owner``, a throttler with input and output budgets: a plain
+    number is refused (its parts are unknown), except 0 -- the request alone."""
+    if isinstance(tokens, Tokens):
+        return tokens
+    if tokens == 0 and not isinstance(tokens, bool):
+        return Tokens(0, 0)
+    raise ValueError(
+        f"{owner} meters input and output tokens separately (itpm/otpm): charge it "
+        f"Tokens(input=..., output=...), not {tokens!r}"
+    )

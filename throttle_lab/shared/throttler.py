@@ -63,7 +63,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.events import Kind, emit, is_recording
-from ..core.tokens import Tokens
+from ..core.tokens import INPUT, ONE, OUTPUT, TOTAL, Tokens, split_charge
+from ..core.tokens import units as _units  # (a local `units` names a count in the methods)
 from ..core.validation import check_non_negative, check_positive
 from ._base import DEFAULT_MARGIN, SharedLimiter
 from .connection import _arg, _text
@@ -78,23 +79,12 @@ __all__ = ["SharedThrottler", "SharedThrottlerStatistics"]
 
 INF = float("inf")
 
-# What each budget is charged per request: one request, or the charge's total, input or output tokens.
-_ONE, _TOTAL, _INPUT, _OUTPUT = 0, 1, 2, 3
 _LEVELS = {
     "rpm": "requests_left",
     "tpm": "tokens_left",
     "itpm": "input_tokens_left",
     "otpm": "output_tokens_left",
 }
-
-
-def _units(weight: float, part: int) -> float:
-    if part == _ONE:
-        return 1
-    if part == _TOTAL:
-        return weight
-    assert isinstance(weight, Tokens)  # a split throttler turns every charge into Tokens first
-    return weight.input if part == _INPUT else weight.output
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,10 +152,10 @@ class SharedThrottler(SharedLimiter):
         self._budgets: tuple[tuple[str, float, int], ...] = tuple(
             (field, limit, part)
             for field, limit, part in (
-                ("rpm", self.rpm, _ONE),
-                ("tpm", self.tpm, _TOTAL),
-                ("itpm", self.itpm, _INPUT),
-                ("otpm", self.otpm, _OUTPUT),
+                ("rpm", self.rpm, ONE),
+                ("tpm", self.tpm, TOTAL),
+                ("itpm", self.itpm, INPUT),
+                ("otpm", self.otpm, OUTPUT),
             )
             if limit is not None
         )
@@ -243,23 +233,16 @@ class SharedThrottler(SharedLimiter):
         return tokens  # a throttler's weight is the request's tokens (zero: the request alone)
 
     def _split(self, tokens: float) -> float:
-        if isinstance(tokens, Tokens):
-            return tokens
-        if tokens == 0 and not isinstance(tokens, bool):
-            return Tokens(0, 0)
-        raise ValueError(
-            f"{self.name} meters input and output tokens separately (itpm/otpm): charge it "
-            f"Tokens(input=..., output=...), not {tokens!r}"
-        )
+        return split_charge(tokens, self.name)
 
     def _check_weight(self, weight: float, *, zero_ok: bool = False) -> None:
         super()._check_weight(weight, zero_ok=zero_ok)
         if isinstance(weight, Tokens):
             for field, limit, part in self._budgets:
-                if part >= _INPUT and _units(weight, part) > limit * self.window / 60.0:
+                if part >= INPUT and _units(weight, part) > limit * self.window / 60.0:
                     self._rejected += 1
                     raise ValueError(
-                        f"{'input' if part == _INPUT else 'output'} tokens {_units(weight, part):g} exceed "
+                        f"{'input' if part == INPUT else 'output'} tokens {_units(weight, part):g} exceed "
                         f"the {field} budget ({limit * self.window / 60.0:g}, all of it): this request could "
                         "never be sent"
                     )
@@ -272,7 +255,7 @@ class SharedThrottler(SharedLimiter):
     def _limit(self, limit: float, part: int) -> tuple[float, float]:
         """µs per unit and the tolerance of one budget."""
         interval = 60e6 / limit
-        if part == _ONE:
+        if part == ONE:
             return interval, max(1.0, limit * self.window / 60.0) * interval  # holds at least one request
         return interval, self.window * 1e6  # (limit * window / 60) tokens of `interval` µs each
 
