@@ -111,6 +111,7 @@ def server_charge(
     default_max_tokens: int,
     *,
     path: str | None = None,
+    estimate: Tokens | None = None,
 ) -> Tokens | None:
     """What the server charged, as :class:`~throttle_lab.Tokens`: its count of the input, and the reply
     budget as the dialect books it (``path`` names the dialect, as in :func:`estimate_tokens`).
@@ -119,11 +120,11 @@ def server_charge(
     does not refund the unused part: only the input estimate gets corrected.  Anthropic charges
     ``max_tokens`` against OTPM at admission too, but corrects it to the output really produced when the
     request ends -- so there the output is reconciled as well (cache reads do not count against ITPM).
+    ``estimate`` is the request's own :func:`estimate_tokens`, if the caller has it already.
     """
     usage = response.get("usage")
     if not isinstance(usage, Mapping):
         return None
-    estimate = estimate_tokens(body, path=path, default_max_tokens=default_max_tokens)
     where = (path or "").rstrip("/")
     if where.endswith("/messages"):
         read, written = _count(usage, "input_tokens"), _count(usage, "output_tokens")
@@ -131,7 +132,11 @@ def server_charge(
             return None
         return Tokens(read + (_count(usage, "cache_creation_input_tokens") or 0), written)
     counted = _count(usage, "input_tokens" if where.endswith("/responses") else "prompt_tokens")
-    return None if counted is None else Tokens(counted, estimate.output)
+    if counted is None:
+        return None
+    if estimate is None:
+        estimate = estimate_tokens(body, path=path, default_max_tokens=default_max_tokens)
+    return Tokens(counted, estimate.output)
 
 
 class ThrottledTransport(httpx.AsyncBaseTransport):
@@ -351,7 +356,10 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         parsed = request_body(content)
         if parsed is None:
             return
-        charged = server_charge(body, parsed, self.default_max_tokens, path=path)
+        # The permit's charge is this request's estimate (a Throttler's is; other gates' may not be).
+        booked = getattr(permit, "tokens", None)
+        estimate = booked if isinstance(booked, Tokens) else None
+        charged = server_charge(body, parsed, self.default_max_tokens, path=path, estimate=estimate)
         if charged is not None:
             permit.reconcile(charged)
 

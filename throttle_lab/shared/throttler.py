@@ -79,6 +79,7 @@ __all__ = ["SharedThrottler", "SharedThrottlerStatistics"]
 
 INF = float("inf")
 
+# What each budget's level is called in events and the repr (the names the in-process Throttler uses).
 _LEVELS = {
     "rpm": "requests_left",
     "tpm": "tokens_left",
