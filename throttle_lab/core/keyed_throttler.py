@@ -31,6 +31,21 @@ class KeyedThrottler:
         >>> throttlers
         <KeyedThrottler 2 keys: 'openai:key-a', 'anthropic:key-b'>
 
+    One factory for several providers, each key with its provider's limits -- OpenAI's one token budget,
+    Anthropic's input and output budgets (charged ``Tokens(input=…, output=…)``)::
+
+        >>> LIMITS = {
+        ...     "openai": dict(rpm=500, tpm=200_000),
+        ...     "anthropic": dict(rpm=50, itpm=30_000, otpm=8_000),
+        ... }
+        >>> by_provider = KeyedThrottler(
+        ...     lambda key: Throttler(max_concurrent=8, **LIMITS[key.split(":")[0]], name=key)
+        ... )
+        >>> by_provider["anthropic:team-1"]  # doctest: +ELLIPSIS
+        <Throttler 'anthropic:team-1' in_flight=0/8 requests=? input_tokens=? output_tokens=? ...>
+        >>> by_provider["openai:team-1"].tokens.max_weight  # a minute's budget (burst_seconds=60)
+        200000.0
+
     Args:
         factory: makes the throttler for a key.
         max_keys: how many throttlers to keep (default 10,000; ``None``: no bound).  A throttler costs a few
