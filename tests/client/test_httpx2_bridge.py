@@ -83,7 +83,7 @@ def test_httpx_errors_become_the_httpx2_errors_of_the_same_name(
 
 def test_only_httpx_transports_are_accepted() -> None:
     with pytest.raises(ValueError, match=r"httpx\.AsyncBaseTransport"):
-        Httpx2Transport(httpx2.AsyncHTTPTransport())  # type: ignore[arg-type]
+        Httpx2Transport(httpx2.AsyncHTTPTransport())  # an httpx2 transport: the wrong side of the bridge
 
 
 def test_an_encoded_body_built_in_memory_is_decoded_once_through_the_throttled_transport() -> None:
