@@ -24,7 +24,7 @@ a real provider they are close (use a real tokenizer for exact counts) -- and
 
 >>> estimate_request_tokens({"messages": [{"role": "user", "content": "Hello there!"}], "max_tokens": 50})
 60
->>> estimate_tokens({"model": "claude-sonnet-4-5", "max_tokens": 50,
+>>> estimate_tokens({"model": "claude-sonnet-4-6", "max_tokens": 50,
 ...                  "messages": [{"role": "user", "content": "Hello there!"}]}, path="/v1/messages")
 Tokens(input=10, output=50)
 """
