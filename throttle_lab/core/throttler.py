@@ -114,9 +114,7 @@ class Permit:
         """
         check_non_negative("actual_tokens", actual_tokens)
         charged = self._throttler._capped_charge(actual_tokens)
-        if charged != self.tokens or (
-            isinstance(charged, Tokens) and charged.input != _input_of(self.tokens)
-        ):
+        if charged != self.tokens or _input_of(charged) != _input_of(self.tokens):  # the total or the split
             self._throttler._adjust_tokens(self, charged)
             self.tokens = charged
 
@@ -143,7 +141,7 @@ class _PermitSlot(Permit):
         self._released = True  # nothing to give back until `async with` has taken it
 
     async def __aenter__(self) -> Permit:
-        # `Throttler.acquire`, inlined: one coroutine less on the path of every request.
+        # How every permit is taken (`Throttler.acquire` awaits this too): one coroutine on the path.
         throttler, tokens = self._throttler, self.tokens
         if throttler._splits:
             self.tokens = tokens = throttler._split(tokens)
@@ -326,14 +324,7 @@ class Throttler(WaitingRoom):
         :meth:`slot`, which does it for you).  With ``itpm`` / ``otpm``, ``tokens`` is a
         :class:`~throttle_lab.Tokens`.
         """
-        if self._splits:
-            tokens = self._split(tokens)
-        receipts = self._grant_now(tokens)
-        if receipts is _MUST_WAIT:
-            loop = self._loop
-            assert loop is not None
-            receipts = await self._wait(loop, tokens, loop.time())
-        return Permit(self, tokens, receipts)
+        return await _PermitSlot(self, tokens).__aenter__()  # the one way a permit is taken
 
     def try_acquire(self, tokens: float = 0) -> Permit | None:
         """A permit if one is available now without jumping the queue, else ``None``."""
