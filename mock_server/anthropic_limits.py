@@ -164,9 +164,8 @@ class MessagesLimits:
                     never=True,
                 )
         cap = limits.max_concurrent
-        if cap is not None and len(state.in_flight) >= cap:
-            soonest = min(state.in_flight.values())
-            wait = soonest - now if math.isfinite(soonest) and soonest > now else 0.0
+        wait = state.concurrency_wait(cap, now)
+        if wait is not None:
             return self._refuse(
                 state,
                 now,

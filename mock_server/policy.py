@@ -112,6 +112,14 @@ class KeyState:
     output_tokens: RefillingBucket | None = None
     """OTPM (``/v1/messages``)."""
 
+    def concurrency_wait(self, cap: int | None, now: float) -> float | None:
+        """``None`` while fewer than ``cap`` requests are in flight; at the cap, seconds until the first of
+        them is expected to finish (0 when that is unknown or past) -- what a 429's hint is built from."""
+        if cap is None or len(self.in_flight) < cap:
+            return None
+        soonest = min(self.in_flight.values())
+        return soonest - now if math.isfinite(soonest) and soonest > now else 0.0
+
 
 @dataclass(slots=True)
 class Decision:
@@ -301,9 +309,8 @@ class ProviderPolicy:
                 dont_retry=self.config.flag_too_large,
             )
         cap = limits.max_concurrent
-        if cap is not None and len(state.in_flight) >= cap:
-            soonest = min(state.in_flight.values())
-            wait = soonest - now if math.isfinite(soonest) and soonest > now else 0.0
+        wait = state.concurrency_wait(cap, now)
+        if wait is not None:
             return self._refuse(
                 state,
                 now,
