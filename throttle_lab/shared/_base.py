@@ -70,7 +70,7 @@ from ..core.validation import check_non_negative
 from ._redis import aioredis
 from .connection import RedisConnection
 from .faults import FaultPolicy, OnError, _Down
-from .refunds import Refunds
+from .refunds import BackgroundCalls, Refunds
 from .reservation import Reservation, SharedLimiterStatistics, _Decision
 from .scripts import LuaScript
 from .wakeup import Wakeup
@@ -137,7 +137,8 @@ class SharedLimiter(Accounting):
         # loop-bound things, made afresh on each new event loop (see _bind)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = Wakeup(self._redis.time_us)
-        self._refunds = Refunds()
+        self._background = BackgroundCalls()  # refunds, and whatever else is sent without waiting
+        self._refunds = Refunds(self._background)
         # what this process has seen, besides the counters every limiter keeps (Accounting)
         self._round_trips = 0
         self._round_trip_total = 0.0
@@ -294,8 +295,9 @@ class SharedLimiter(Accounting):
         await self._redis.client().delete(*self.redis_keys())
 
     async def wait_refunds(self) -> None:
-        """Wait until the background refunds of cancelled bookings have been answered."""
-        await self._refunds.wait()
+        """Wait until the background refunds of cancelled bookings (and every other call sent in the
+        background) have been answered."""
+        await self._background.wait()
 
     async def aclose(self) -> None:
         """Wait for background refunds, then close the Redis client if this limiter made it."""
@@ -379,7 +381,7 @@ class SharedLimiter(Accounting):
             # to the loop that made them), the refunds in flight, the clock bracket, the outage's timing.
             self._loop = loop
             self._redis.bind()
-            self._refunds.bind()
+            self._background.bind()
             self._wakeup.bind(loop)
             self._faults.bind(loop)
         return loop

@@ -57,7 +57,6 @@ knows::
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -161,7 +160,6 @@ class SharedThrottler(SharedLimiter):
             if limit is not None
         )
         self._tokens_granted = 0.0
-        self._pauses: set[asyncio.Task[None]] = set()  # pause scripts on their way to Redis
         super().__init__(
             redis,
             key,
@@ -203,7 +201,6 @@ class SharedThrottler(SharedLimiter):
         """
         check_non_negative("seconds", seconds)
         loop = self._bind()
-        self._pauses = {task for task in self._pauses if task.get_loop() is loop}  # a new loop: start afresh
         args = [str(round(seconds * 1e6)), "1" if drain else "0", str(len(self._budgets))]
         for field, limit, part in self._budgets:
             args += [field, _arg(self._limit(limit, part)[1])]
@@ -213,18 +210,11 @@ class SharedThrottler(SharedLimiter):
         async def send() -> None:
             await self._faults.call_if_up(self.name, lambda: self._call(THROTTLER_PAUSE, args))
 
-        task = loop.create_task(send())
-        self._pauses.add(task)
-        task.add_done_callback(self._pauses.discard)
+        self._background.start(loop, send())  # with the refunds: `aclose` waits for it too
 
     async def wait_pauses(self) -> None:
         """Wait until every pause sent from here has been answered by Redis (or given up on)."""
-        while self._pauses:
-            await asyncio.gather(*self._pauses, return_exceptions=True)
-
-    async def aclose(self) -> None:
-        await self.wait_pauses()
-        await super().aclose()
+        await self._background.wait()
 
     async def peek(self, tokens: float = 0) -> float:
         """Seconds a request of ``tokens`` would wait if it were booked now (nothing is booked)."""
