@@ -90,6 +90,23 @@ def most_in_aligned_window(stamps: Sequence[float], window: float) -> int:
     return max(Counter(math.floor(t / window) for t in stamps).values())
 
 
+class WakeUps:
+    """Counts how often a limiter's timer woke it (wraps its ``_on_timer``)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def watch(self, limiter: Any) -> Any:
+        on_timer = limiter._on_timer
+
+        def counted() -> None:
+            self.count += 1
+            on_timer()
+
+        limiter._on_timer = counted
+        return limiter
+
+
 def run_real(make: Callable[[], Any], **kwargs: Any) -> list[float]:
     async def main() -> list[float]:
         return await stamps_at_callers(make(), **kwargs)
@@ -195,26 +212,12 @@ def test_paused_throttler_resumes_at_the_limits_pace_at_the_callers() -> None:
 def test_coalesced_wake_ups_keep_the_bound_and_wake_once_per_slot(make: Callable[[], Any]) -> None:
     # With a resolution, grants come late (never early), so the bucket's bound holds at the callers as
     # before; and the limiter wakes at most once per slot of the resolution, however many it grants.
-    wake_ups = 0
-
-    def counting() -> Any:
-        nonlocal wake_ups
-        limiter = make()
-        on_timer = limiter._on_timer
-
-        def counted() -> None:
-            nonlocal wake_ups
-            wake_ups += 1
-            on_timer()
-
-        limiter._on_timer = counted
-        return limiter
-
-    stamps = run_real(counting)
+    wake_ups = WakeUps()
+    stamps = run_real(lambda: wake_ups.watch(make()))
     assert worst_bucket_excess(stamps, LIMIT, RATE) <= STAMP_SLACK
     slots = (max(stamps) - min(stamps)) / RESOLUTION
-    assert wake_ups <= slots + 2
-    assert wake_ups < (CALLERS - LIMIT) / 2  # at 200/s and 10 ms slots, about two grants a wake-up
+    assert wake_ups.count <= slots + 2
+    assert wake_ups.count < (CALLERS - LIMIT) / 2  # at 200/s and 10 ms slots, about two grants a wake-up
 
 
 UV_TICK = 0.001  # uvloop's clock (libuv's) counts whole milliseconds
@@ -235,23 +238,13 @@ def test_on_uvloop_the_bound_holds_to_a_tick_and_timers_do_not_spin(make: Callab
     # instant falls in, with the clock unmoved: a limiter that re-armed for that instant would spin until
     # the tick ends (hundreds of wake-ups per grant); it waits the tick out instead.
     uvloop = pytest.importorskip("uvloop")
-    wake_ups = 0
+    wake_ups = WakeUps()
 
     async def main() -> list[float]:
-        nonlocal wake_ups
-        limiter = make()
-        on_timer = limiter._on_timer
-
-        def counted() -> None:
-            nonlocal wake_ups
-            wake_ups += 1
-            on_timer()
-
-        limiter._on_timer = counted
-        return await stamps_at_callers(limiter)
+        return await stamps_at_callers(wake_ups.watch(make()))
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         stamps = runner.run(main())
     assert len(stamps) == CALLERS
     assert worst_bucket_excess(stamps, LIMIT, RATE) <= RATE * UV_TICK + STAMP_SLACK
-    assert wake_ups <= 3 * CALLERS
+    assert wake_ups.count <= 3 * CALLERS
