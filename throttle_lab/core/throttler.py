@@ -59,7 +59,7 @@ from .gate import RequestGate
 from .limiters._base import Limiter
 from .limiters.concurrency import ConcurrencyLimiter
 from .limiters.token_bucket import TokenBucket
-from .tokens import INPUT, ONE, OUTPUT, TOTAL, Tokens, split_charge
+from .tokens import INPUT, ONE, OUTPUT, TOTAL, Tokens, check_parts, split_charge
 from .tokens import units as _units  # (a local `units` names a count in the methods)
 from .validation import check_non_negative, check_positive
 from .waiting_room import _MUST_WAIT, WaitingRoom
@@ -463,14 +463,14 @@ class Throttler(WaitingRoom):
     def _check_weight(self, weight: float, *, zero_ok: bool = False) -> None:
         super()._check_weight(weight, zero_ok=zero_ok)
         if isinstance(weight, Tokens):
-            for meter, part in self._meters:
-                if part >= INPUT and _units(weight, part) > meter.max_weight:
-                    self._rejected += 1
-                    label = "input" if part == INPUT else "output"
-                    raise ValueError(
-                        f"{label} tokens {_units(weight, part):g} exceed what {meter.name} can ever grant "
-                        f"({meter.max_weight:g}, its whole budget): this request could never be sent"
-                    )
+            budgets = (
+                (part, meter.max_weight, f"what {meter.name} can ever grant") for meter, part in self._meters
+            )
+            try:
+                check_parts(weight, budgets)
+            except ValueError:
+                self._rejected += 1
+                raise
 
     def _capped_charge(self, actual: float) -> float:
         """``actual`` capped at what each budget can hold (see :meth:`Permit.reconcile`)."""

@@ -22,9 +22,10 @@ so a caller passes it wherever a token weight is accepted -- ``throttler.acquire
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["INPUT", "ONE", "OUTPUT", "TOTAL", "Tokens", "split_charge", "units"]
+__all__ = ["INPUT", "ONE", "OUTPUT", "TOTAL", "Tokens", "check_parts", "split_charge", "units"]
 
 #: What a budget is charged per request, for the throttlers that meter several (``Throttler``,
 #: ``SharedThrottler``): one unit (requests, concurrency), or the charge's total, input or output tokens.
@@ -89,3 +90,17 @@ def split_charge(tokens: float, owner: str) -> Tokens:
         f"{owner} meters input and output tokens separately (itpm/otpm): charge it "
         f"Tokens(input=..., output=...), not {tokens!r}"
     )
+
+
+def check_parts(charge: Tokens, budgets: Iterable[tuple[int, float, str]]) -> None:
+    """Raise ``ValueError`` if the charge's input or output part is larger than the whole budget that
+    meters it -- such a request could never be sent, so it fails at once instead of waiting for ever.
+
+    ``budgets``: ``(part, capacity, what)`` for each budget, ``what`` naming it in the message.
+    """
+    for part, capacity, what in budgets:
+        if part >= INPUT and units(charge, part) > capacity:
+            raise ValueError(
+                f"{'input' if part == INPUT else 'output'} tokens {units(charge, part):g} exceed {what} "
+                f"({capacity:g}, its whole budget): this request could never be sent"
+            )

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..core.events import Kind, emit, is_recording
-from ..core.tokens import INPUT, ONE, OUTPUT, TOTAL, Tokens, split_charge
+from ..core.tokens import INPUT, ONE, OUTPUT, TOTAL, Tokens, check_parts, split_charge
 from ..core.tokens import units as _units  # (a local `units` names a count in the methods)
 from ..core.validation import check_non_negative, check_positive
 from ._base import DEFAULT_MARGIN, SharedLimiter
@@ -229,14 +229,15 @@ class SharedThrottler(SharedLimiter):
     def _check_weight(self, weight: float, *, zero_ok: bool = False) -> None:
         super()._check_weight(weight, zero_ok=zero_ok)
         if isinstance(weight, Tokens):
-            for field, limit, part in self._budgets:
-                if part >= INPUT and _units(weight, part) > limit * self.window / 60.0:
-                    self._rejected += 1
-                    raise ValueError(
-                        f"{'input' if part == INPUT else 'output'} tokens {_units(weight, part):g} exceed "
-                        f"the {field} budget ({limit * self.window / 60.0:g}, all of it): this request could "
-                        "never be sent"
-                    )
+            budgets = (
+                (part, limit * self.window / 60.0, f"the {field} budget")
+                for field, limit, part in self._budgets
+            )
+            try:
+                check_parts(weight, budgets)
+            except ValueError:
+                self._rejected += 1
+                raise
 
     @property
     def max_weight(self) -> float:
