@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from typing import Any
 
 import httpx
 import httpx2
@@ -103,3 +104,27 @@ def test_an_encoded_body_built_in_memory_is_decoded_once_through_the_throttled_t
         return first, second
 
     assert run(main()) == ({"usage": {"prompt_tokens": 3}},) * 2
+
+
+def test_a_body_that_breaks_mid_read_raises_the_httpx2_error_and_gives_the_slot_back() -> None:
+    class Breaking(httpx.AsyncByteStream):
+        async def __aiter__(self) -> Any:
+            yield b"data: 1\n\n"
+            raise httpx.ReadError("connection reset")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, headers={"content-type": "text/event-stream"}, stream=Breaking())
+
+    async def main() -> tuple[list[bytes], float]:
+        throttler = Throttler(max_concurrent=1)
+        transport = Httpx2Transport(ThrottledTransport(httpx.MockTransport(handler), limiter=throttler))
+        got: list[bytes] = []
+        async with httpx2.AsyncClient(transport=transport) as client:
+            with pytest.raises(httpx2.ReadError, match="connection reset"):
+                async with client.stream("POST", "http://api.test/v1/messages", json={}) as response:
+                    async for chunk in response.aiter_bytes():
+                        got.append(chunk)
+        return got, throttler.in_flight
+
+    got, in_flight = run(main())
+    assert got == [b"data: 1\n\n"] and in_flight == 0
