@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from throttle_lab import (
     record,
     run,
 )
+from throttle_lab.core.runtime import VirtualTimeLoop
 
 from ..helpers import Request, drive
 
@@ -251,3 +253,49 @@ def test_reuse_on_a_new_loop_starts_afresh(kind: str) -> None:
 
     assert run(burst()) == [0.0] * 4
     assert run(burst()) == [0.0] * 4  # a second run() is a new loop with a new clock
+
+
+def test_reuse_on_a_new_loop_after_one_that_only_stopped(kind: str) -> None:
+    # The fast path asks whether its own loop is running in this thread (not `asyncio.get_running_loop()`):
+    # a loop that stopped without being closed must still hand the limiter over to the next one.
+    limiter = FACTORIES[kind]()
+
+    async def burst() -> list[float]:
+        loop = asyncio.get_running_loop()
+        times = []
+        for _ in range(4):
+            async with limiter.slot(1):
+                times.append(loop.time())
+        return times
+
+    first, second = VirtualTimeLoop(), VirtualTimeLoop()
+    try:
+        assert first.run_until_complete(burst()) == [0.0] * 4
+        assert second.run_until_complete(burst()) == [0.0] * 4  # not 0.5 s apart: started afresh
+    finally:
+        first.close()
+        second.close()
+
+
+def test_reuse_while_its_old_loop_still_runs_in_another_thread(kind: str) -> None:
+    # The old loop is still running -- in another thread -- so "is my loop running?" alone would say yes.
+    limiter = FACTORIES[kind]()
+
+    async def burst() -> list[float]:
+        loop = asyncio.get_running_loop()
+        times = []
+        for _ in range(4):
+            async with limiter.slot(1):
+                times.append(loop.time())
+        return times
+
+    elsewhere = asyncio.new_event_loop()
+    thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(burst(), elsewhere).result(timeout=10)
+        assert run(burst()) == [0.0] * 4  # this thread's loop, with its own clock, from a fresh start
+    finally:
+        elsewhere.call_soon_threadsafe(elsewhere.stop)
+        thread.join(timeout=10)
+        elsewhere.close()

@@ -53,6 +53,21 @@ def test_all_or_nothing_a_free_slot_is_not_taken_while_tokens_are_missing() -> N
     assert run(main()) == (1, 30.0, 30)
 
 
+def test_all_or_nothing_a_free_slot_is_not_taken_while_a_request_is_missing() -> None:
+    # The same with the requests budget refusing: the fast path takes the slot first and must give it
+    # back exactly when a rate says no.
+    async def main() -> tuple[float, float, float]:
+        throttler = Throttler(max_concurrent=5, rpm=60, tpm=6_000, burst_seconds=1.0)  # 1 request, 100 tokens
+        await throttler.acquire(tokens=10)
+        waiter = asyncio.create_task(throttler.acquire(tokens=10))
+        await asyncio.sleep(0.5)
+        in_flight_while_waiting = throttler.in_flight
+        await waiter
+        return in_flight_while_waiting, asyncio.get_running_loop().time(), throttler.in_flight
+
+    assert run(main()) == (1, 1.0, 2)
+
+
 def test_heavy_token_request_at_the_head_is_not_starved() -> None:
     requests = [
         Request("first", weight=100),

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from .events import _OBSERVERS, Kind, emit
+from .events import Kind, _observers, emit
 
 __all__ = ["Accounting", "LimiterStatistics", "oversize_message"]
 
@@ -131,7 +131,7 @@ class Accounting(ABC):
 
     def _reject_oversize(self, weight: float) -> None:
         self._rejected += 1
-        if _OBSERVERS.get():
+        if _observers():
             try:
                 now = asyncio.get_running_loop().time()
             except RuntimeError:  # checked outside a loop (try_acquire's caller's bug): nothing to stamp

@@ -21,11 +21,35 @@ A gate that can also cool down after a 429 (:meth:`Throttler.pause`) says so by 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["UNMETERED", "Admission", "ChargeTokens", "CoolsDown", "RequestGate", "Slotted"]
+__all__ = ["UNMETERED", "Admission", "AsyncBlock", "ChargeTokens", "CoolsDown", "RequestGate", "Slotted"]
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class AsyncBlock(Protocol[T_co]):
+    """What ``async with`` needs, and no more: ``__aenter__`` and ``__aexit__`` that return something to
+    await.
+
+    Wider than :class:`contextlib.AbstractAsyncContextManager`, whose two methods must be coroutines: a
+    limiter's ``slot()`` returns an already finished future when the capacity is there (no coroutine is
+    created on the uncontended path), a coroutine only when it must wait.  ``@asynccontextmanager``
+    blocks fit too.
+    """
+
+    def __aenter__(self) -> Awaitable[T_co]: ...
+
+    def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+        /,
+    ) -> Awaitable[bool | None]: ...
 
 
 class Admission(Protocol):
@@ -40,7 +64,7 @@ class Admission(Protocol):
 class RequestGate(Protocol):
     """Anything that can admit a request of ``tokens`` estimated tokens (every throttle_lab limiter)."""
 
-    def admit(self, tokens: float = 0, /) -> AbstractAsyncContextManager[Admission]:
+    def admit(self, tokens: float = 0, /) -> AsyncBlock[Admission]:
         """Wait in line until the request may go; hold what it takes until the block ends."""
         ...
 
@@ -73,7 +97,7 @@ UNMETERED: Admission = _Unmetered()
 class Slotted(Protocol):
     """The 0.1 contract: anything with ``slot(weight)`` (a limiter, a naive design, a learner's gate)."""
 
-    def slot(self, weight: float = ..., /) -> AbstractAsyncContextManager[Any]: ...
+    def slot(self, weight: float = ..., /) -> AsyncBlock[Any]: ...
 
 
 class ChargeTokens:

@@ -46,15 +46,16 @@ enforcing "1 per second" would); two requests go at once, then one per second.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 from .accounting import LimiterStatistics
-from .events import _OBSERVERS, Kind, emit
+from .events import Kind, _observers, emit
 from .gate import RequestGate
 from .limiters._base import Limiter
 from .limiters.concurrency import ConcurrencyLimiter
@@ -62,7 +63,7 @@ from .limiters.token_bucket import TokenBucket
 from .tokens import INPUT, ONE, OUTPUT, TOTAL, Tokens, check_parts, split_charge
 from .tokens import units as _units  # (a local `units` names a count in the methods)
 from .validation import check_non_negative, check_positive
-from .waiting_room import _MUST_WAIT, WaitingRoom
+from .waiting_room import _MUST_WAIT, _PLAIN, WaitingRoom, _thread_ident, finished
 
 __all__ = ["Permit", "Throttler", "ThrottlerStatistics"]
 
@@ -141,23 +142,36 @@ class _PermitSlot(Permit):
         self._released = True  # nothing to give back until `async with` has taken it
 
     async def __aenter__(self) -> Permit:
-        # How every permit is taken (`Throttler.acquire` awaits this too): one coroutine on the path.
+        # How every permit is taken (`Throttler.acquire` awaits this too): one coroutine on the path, with
+        # `WaitingRoom._grant_now` inlined (keep the two the same).
         throttler, tokens = self._throttler, self.tokens
         if throttler._splits:
             self.tokens = tokens = throttler._split(tokens)
-        receipts = throttler._grant_now(tokens)
-        if receipts is _MUST_WAIT:
-            loop = throttler._loop
-            assert loop is not None
-            receipts = await throttler._wait(loop, tokens, loop.time())
+        if not (tokens.__class__ in _PLAIN and throttler._lightest <= tokens <= throttler._heaviest):
+            throttler._check_weight(tokens, zero_ok=True)
+        loop = throttler._loop
+        if loop is None or throttler._thread != _thread_ident() or not loop.is_running():
+            loop = throttler._bind()
+        now = loop.time()
+        if throttler._n_waiting or (receipts := throttler._take_now(tokens, now)) is _MUST_WAIT:
+            receipts = await throttler._wait(loop, tokens, now)
+        else:
+            throttler._granted += 1
+            if _observers():
+                emit(now, Kind.GRANTED, throttler.name, None, tokens, throttler._grant_detail(0.0, now))
         self._receipts = receipts
         self._released = False
         return self
 
-    async def __aexit__(
+    def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.release()
+    ) -> Awaitable[None]:
+        # A plain method returning a finished future: no coroutine to create and run on the way out.
+        throttler = self._throttler
+        if not self._released:
+            self._released = True
+            throttler._release_permit(self)
+        return throttler._exit_done
 
 
 def _input_of(tokens: float) -> float | None:
@@ -300,8 +314,13 @@ class Throttler(WaitingRoom):
             )
             if meter is not None
         )
-        self._leading = self._meters[:-1]  # all but the last (see `_take_now`)
+        # For `_take_now`: each rate meter with "is it charged one per request?" (concurrency apart).
+        self._rates = tuple(
+            (meter, part == ONE) for meter, part in self._meters if meter is not self.concurrency
+        )
+        self._leading_rates = self._rates[:-1]
         self._splits = self.input_tokens is not None or self.output_tokens is not None
+        self._quick = bool(self._meters) and not self._splits  # may `_take_now` take its short way?
         self._paused_until = -INF
         self._tokens_granted = 0.0
 
@@ -337,7 +356,7 @@ class Throttler(WaitingRoom):
             return None
         receipts = self._take(tokens, now)
         self._granted += 1
-        if _OBSERVERS.get():
+        if _observers():
             emit(now, Kind.GRANTED, self.name, None, tokens, self._grant_detail(0.0, now))
         return Permit(self, tokens, receipts)
 
@@ -398,7 +417,7 @@ class Throttler(WaitingRoom):
         extends = when > self._paused_until
         if extends:
             self._paused_until = when
-        if extends and _OBSERVERS.get():
+        if extends and _observers():
             emit(
                 now,
                 Kind.PAUSED,
@@ -503,32 +522,42 @@ class Throttler(WaitingRoom):
         return ready
 
     def _take_now(self, weight: float, now: float) -> Any:
-        # The path of every uncontended request, all-or-nothing as `_ready_at` then `_take` are, in fewer
-        # calls: every meter but the last is asked, then the last takes its share in one step if it can
-        # (so nothing is taken yet if it cannot), then the others take theirs.  Split meters, or none:
-        # the general way.
-        if self._splits or not self._meters:
+        # The path of every uncontended request, all or nothing as `_ready_at` then `_take` are, in fewer
+        # calls.  The concurrency slot is taken first, in one step: it is a count, so giving it back when a
+        # rate refuses restores it exactly.  Then every rate meter but the last is asked, the last takes
+        # its share in one step if it can (so no rate is booked yet if it cannot), and the others book
+        # theirs.  Split meters: the general way.
+        if not self._quick:
             return super()._take_now(weight, now)
         if self._paused_until > now:
             return _MUST_WAIT
-        for meter, part in self._leading:
-            units = 1 if part == ONE else weight
+        concurrency = self.concurrency
+        if concurrency is not None and concurrency._take_now(1, now) is _MUST_WAIT:
+            return _MUST_WAIT
+        rates = self._rates
+        if not rates:
+            return (None,)  # concurrency alone
+        leading = self._leading_rates
+        for meter, per_request in leading:
+            units = 1 if per_request else weight
             if units > 0 and meter._ready_at(units, now) > now:
+                if concurrency is not None:
+                    concurrency._refund(1, None, now)
                 return _MUST_WAIT
-        last, part = self._meters[-1]
-        units = 1 if part == ONE else weight
+        last, per_request = rates[-1]
+        units = 1 if per_request else weight
         last_receipt = last._take_now(units, now) if units > 0 else None
         if last_receipt is _MUST_WAIT:
+            if concurrency is not None:
+                concurrency._refund(1, None, now)
             return _MUST_WAIT
         self._tokens_granted += weight
-        if not self._leading:
-            return (last_receipt,)
-        receipts = []
-        for meter, part in self._leading:
-            units = 1 if part == ONE else weight
-            receipts.append(meter._take(units, now) if units > 0 else None)
-        receipts.append(last_receipt)
-        return tuple(receipts)
+        # The receipts in meter order (concurrency's is None), built without a list.
+        receipts: tuple[Any, ...] = () if concurrency is None else (None,)
+        for meter, per_request in leading:
+            units = 1 if per_request else weight
+            receipts += (meter._take(units, now) if units > 0 else None,)
+        return (*receipts, last_receipt)
 
     def _take(self, weight: float, now: float) -> tuple[Any, ...]:
         receipts = []
@@ -575,6 +604,11 @@ class Throttler(WaitingRoom):
     def _level(self, now: float) -> float:
         return self.in_flight
 
+    def _bound_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._exit_done = finished(loop, None)  # what every `async with slot()` awaits on its way out
+        for meter, _ in self._meters:
+            meter._bound_to(loop)  # bound with the throttler (`_restart`), not through their own `_bind`
+
     def _restart(self) -> None:
         self._paused_until = -INF
         for meter, _ in self._meters:
@@ -598,7 +632,7 @@ class Throttler(WaitingRoom):
         loop = self._loop
         if self.concurrency is not None:
             self.concurrency._refund(1, None, 0.0)
-        if loop is not None and _OBSERVERS.get():
+        if loop is not None and _observers():
             emit(loop.time(), Kind.RELEASED, self.name, None, permit.tokens, {"in_flight": self.in_flight})
         # A freed slot matters only to someone waiting for one: a head with a timer set is waiting for a
         # rate (a full concurrency meter would have said "never", and no timer would be set).
@@ -633,7 +667,7 @@ class Throttler(WaitingRoom):
             detail[key] = meter._level(now)
         delta_total = charged - permit.tokens
         self._tokens_granted += delta_total
-        if _OBSERVERS.get() and detail:
+        if _observers() and detail:
             emit(now, Kind.ADJUSTED, self.name, None, delta_total, detail)
         self._wake()
 

@@ -8,19 +8,32 @@ and what taking it means -- lives in its own module beside this one.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
 from types import TracebackType
 from typing import ClassVar, Generic, TypeVar
 
 from ..accounting import LimiterStatistics
-from ..events import _OBSERVERS, Kind, emit
+from ..events import Kind, _observers, emit
 from ..gate import UNMETERED, Admission
 from ..validation import check_positive, resolve_rate
-from ..waiting_room import _MUST_WAIT, _PLAIN, WaitingRoom, _running_loop
+from ..waiting_room import _MUST_WAIT, _PLAIN, WaitingRoom, _thread_ident, finished
 
 T = TypeVar("T")
 _ONE = 1  # the default weight (see `slot`)
 
 __all__ = ["Limiter", "LimiterStatistics", "check_positive", "resolve_rate"]
+
+
+class _Ready(Generic[T]):
+    """What an uncontended ``async with`` awaits: a finished future handing out ``value``, remade each time
+    the limiter binds to a loop (see ``waiting_room.finished``)."""
+
+    __slots__ = ("future", "value")
+    future: asyncio.Future[T]  # set by `Limiter._bound_to`, before any slot is entered
+
+    def __init__(self, value: T) -> None:
+        self.value = value
 
 
 class _Slot(Generic[T]):
@@ -29,38 +42,44 @@ class _Slot(Generic[T]):
 
     A small class rather than ``@asynccontextmanager``: the generator version builds a generator and its
     wrapper for every request and steps it twice, about half of what an uncontended ``slot()`` cost.
-    ``__aenter__`` takes the waiting room's fast path itself, with no ``acquire`` coroutine in between.
+    ``__aenter__`` and ``__aexit__`` are plain methods that return something to await (``async with``
+    asks no more): when the capacity is there, the grant is made in the call and what they return is
+    already finished -- no coroutine is created at all; when it is not, ``__aenter__`` returns the
+    coroutine that waits in line.
     """
 
-    __slots__ = ("_hands_out", "_limiter", "_weight")
+    __slots__ = ("_limiter", "_ready", "_weight")
 
-    def __init__(self, limiter: Limiter, weight: float, hands_out: T) -> None:
+    def __init__(self, limiter: Limiter, weight: float, ready: _Ready[T]) -> None:
         self._limiter = limiter
         self._weight = weight
-        self._hands_out = hands_out  # what `as` binds: nothing for slot(), UNMETERED for admit()
+        self._ready = ready  # what `as` binds: nothing for slot(), UNMETERED for admit()
 
-    async def __aenter__(self) -> T:
+    def __aenter__(self) -> Awaitable[T]:
         # `WaitingRoom._grant_now`, inlined: this is the path of every uncontended `async with`, and the
         # call itself was a twentieth of it.  Keep the two the same.
         limiter, weight = self._limiter, self._weight
         if not (weight.__class__ in _PLAIN and limiter._lightest <= weight <= limiter._heaviest):
             limiter._check_weight(weight, zero_ok=limiter.weighs_in_tokens)
-        loop = _running_loop()
-        if loop is not limiter._loop:
-            limiter._bind()
+        loop = limiter._loop
+        if loop is None or limiter._thread != _thread_ident() or not loop.is_running():
+            loop = limiter._bind()
         now = loop.time()
         if limiter._n_waiting or limiter._take_now(weight, now) is _MUST_WAIT:
-            await limiter._wait(loop, weight, now)
-            return self._hands_out
+            return self._wait_in_line(loop, now)
         limiter._granted += 1
-        if _OBSERVERS.get():
+        if _observers():
             emit(now, Kind.GRANTED, limiter.name, None, weight, limiter._grant_detail(0.0, now))
-        return self._hands_out
+        return self._ready.future
 
-    async def __aexit__(
+    async def _wait_in_line(self, loop: asyncio.AbstractEventLoop, now: float) -> T:
+        await self._limiter._wait(loop, self._weight, now)
+        return self._ready.value
+
+    def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        return None  # a spent rate is not given back
+    ) -> Awaitable[None]:
+        return self._limiter._nothing.future  # a spent rate is not given back
 
 
 class _HeldSlot(_Slot[T]):
@@ -68,10 +87,12 @@ class _HeldSlot(_Slot[T]):
 
     __slots__ = ()
 
-    async def __aexit__(
+    def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self._limiter.release(self._weight)
+    ) -> Awaitable[None]:
+        limiter = self._limiter
+        limiter.release(self._weight)
+        return limiter._nothing.future
 
 
 class Limiter(WaitingRoom):
@@ -114,7 +135,7 @@ class Limiter(WaitingRoom):
             return False
         self._take(weight, now)
         self._granted += 1
-        if _OBSERVERS.get():
+        if _observers():
             emit(now, Kind.GRANTED, self.name, None, weight, self._grant_detail(0.0, now))
         return True
 
@@ -123,8 +144,14 @@ class Limiter(WaitingRoom):
         # A slot is immutable (limiter, weight, what `as` binds), so the common ones are made once and
         # shared by every request: building one costs about a third of an uncontended `async with`.
         self._slot_kind = _HeldSlot if self.holds_capacity else _Slot
-        self._slot_of_one = self._slot_kind(self, 1, None)
-        self._admit_one: _Slot[Admission] = self._slot_kind(self, 1, UNMETERED)
+        self._nothing: _Ready[None] = _Ready(None)  # what `slot()` hands out, and every exit awaits
+        self._admitted: _Ready[Admission] = _Ready(UNMETERED)  # what `admit()` hands out
+        self._slot_of_one = self._slot_kind(self, 1, self._nothing)
+        self._admit_one: _Slot[Admission] = self._slot_kind(self, 1, self._admitted)
+
+    def _bound_to(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._nothing.future = finished(loop, None)
+        self._admitted.future = finished(loop, UNMETERED)
 
     def slot(self, weight: float = 1) -> _Slot[None]:
         """``async with limiter.slot():`` -- acquire on entry; a limiter that holds capacity (concurrency)
@@ -133,7 +160,7 @@ class Limiter(WaitingRoom):
         # one int 1; where it did not, a weight of 1 would merely build its own slot.)
         if weight is _ONE:
             return self._slot_of_one
-        return self._slot_kind(self, weight, None)
+        return self._slot_kind(self, weight, self._nothing)
 
     def admit(self, tokens: float = 0) -> _Slot[Admission]:
         """Room for one request (:class:`~throttle_lab.core.gate.RequestGate`): one unit, whatever its
