@@ -20,6 +20,8 @@ __all__ = ["Dice", "Rng"]
 
 _STEP = 7  # bytes per number: 56 bits, all exactly representable in a float's 53-bit mantissa after scaling
 _SCALE = 2.0**-56
+_BITS = 8 * _STEP
+_MASK = (1 << _BITS) - 1
 
 
 class Rng(Protocol):
@@ -35,21 +37,29 @@ class Rng(Protocol):
 class Dice:
     """Deterministic random numbers for one request. Not for anything secret."""
 
-    __slots__ = ("_digest", "_pos", "_source")
+    __slots__ = ("_block", "_digest", "_left", "_source")
 
     def __init__(self, seed: int, seq: int) -> None:
         self._source = b"%d/%d" % (seed, seq)
-        self._digest = hashlib.blake2b(self._source, digest_size=64).digest()
-        self._pos = 0
+        self._refill(hashlib.blake2b(self._source, digest_size=64).digest())
+
+    def _refill(self, digest: bytes) -> None:
+        # The digest as one little-endian integer: its k-th 7-byte slice is then ``block >> 56k`` masked,
+        # so each draw is a shift and a mask rather than a slice and an int.from_bytes call.  The numbers
+        # are the same as slicing would give: slice k holds bytes 7k..7k+6, the little-endian digits of
+        # exactly those bits.
+        self._digest = digest
+        self._block = int.from_bytes(digest, "little")
+        self._left = len(digest) // _STEP
 
     def _next(self) -> int:
-        pos = self._pos
-        if pos + _STEP > len(self._digest):
+        if not self._left:
             # Out of bytes: chain another block (rare; a request uses about six numbers).
-            self._digest = hashlib.blake2b(self._digest + self._source, digest_size=64).digest()
-            pos = 0
-        self._pos = pos + _STEP
-        return int.from_bytes(self._digest[pos : pos + _STEP], "little")
+            self._refill(hashlib.blake2b(self._digest + self._source, digest_size=64).digest())
+        self._left -= 1
+        block = self._block
+        self._block = block >> _BITS
+        return block & _MASK
 
     def random(self) -> float:
         """A float in [0, 1)."""
@@ -57,7 +67,7 @@ class Dice:
 
     def uniform(self, a: float, b: float) -> float:
         """A float between ``a`` and ``b``."""
-        return a + (b - a) * self.random()
+        return a + (b - a) * (self._next() * _SCALE)
 
     def randrange(self, stop: int, /) -> int:
         """An int in ``range(stop)`` (the modulo bias of 56 bits over small ranges is negligible)."""
@@ -67,4 +77,7 @@ class Dice:
 
     def hex(self, nbytes: int = 12) -> str:
         """``2 * nbytes`` hex digits (for ids); consumes numbers like any other draw."""
-        return "".join(f"{self._next():014x}" for _ in range(-(-nbytes // _STEP)))[: 2 * nbytes]
+        draws = -(-nbytes // _STEP)
+        if draws == 2:  # the common case (12-byte ids): no generator to build and step
+            return f"{self._next():014x}{self._next():014x}"[: 2 * nbytes]
+        return "".join(f"{self._next():014x}" for _ in range(draws))[: 2 * nbytes]

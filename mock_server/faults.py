@@ -60,7 +60,10 @@ def draw_fault(config: ServerConfig, rng: Rng, stream: bool) -> Fault:
     # that it fell below the rate, ``cut_roll / rate`` is again uniform in [0, 1): where to cut.
     if stream and cut_roll < config.stream_cut_rate:
         return Fault("stream_cut", cut_roll / config.stream_cut_rate)
-    return Fault(None, 0.0)
+    return _NO_FAULT
+
+
+_NO_FAULT = Fault(None, 0.0)  # frozen, so every request without a fault can share one
 
 
 _RESPONSES: dict[str, tuple[int, bytes]] = {

@@ -22,11 +22,11 @@ and whose message says where in the schema, as OpenAI's ``Invalid schema for fun
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from .asgi import decode_json
 from .config import ServerConfig
 from .dice import Dice
 from .errors import ApiError, invalid_type, invalid_value, missing_parameter, model_not_found, quoted
@@ -271,7 +271,7 @@ MAX_N = 128
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """The JSON object ``body`` holds; 400 ``invalid_json`` for anything else (bad bytes, deep nesting)."""
     try:
-        payload = json.loads(body)
+        payload = decode_json(body)
     except (ValueError, RecursionError):
         # ValueError covers bad JSON, bad UTF-8 and over-long integers; RecursionError covers "[[[[...".
         raise ApiError(

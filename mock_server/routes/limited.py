@@ -149,8 +149,9 @@ class LimitedRoute(abc.ABC, Generic[RequestT, PlanT]):
         server_id = request_id(self._config.seed, seq)
         given_id = headers.get(b"x-request-id")
         name = given_id.decode("latin-1")[:200] if given_id else server_id
+        retry_count = headers.get(b"x-stainless-retry-count")
         base: dict[str, Any] = {
-            "attempt": header_int(headers.get(b"x-stainless-retry-count")),
+            "attempt": None if retry_count is None else header_int(retry_count),
             "request_id": server_id,
         }
         authorization = headers.get(b"authorization")
@@ -220,11 +221,12 @@ class LimitedRoute(abc.ABC, Generic[RequestT, PlanT]):
         try:
             plan = self.plan(request, seq, now)
             latency = plan.latency
-            self._policy.expect_end(key, seq, now + latency.total)
-            self._emit("accepted", now, name, charge, {**detail, "latency": latency.total})
+            total = latency.total
+            self._policy.expect_end(key, seq, now + total)
+            self._emit("accepted", now, name, charge, {**detail, "latency": total})
             # The planned time until the answer is complete: an injected error is sent after the time to
             # first token, a reply after its whole latency.
-            planned = latency.ttft if _is_error(plan.fault) else latency.total
+            planned = latency.ttft if _is_error(plan.fault) else total
             out = service_headers(server_id, 1000 * planned, self._organization) + decision.headers
             await self.serve(Exchange(send, request, plan, name, charge, detail, out, now))
         finally:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -39,6 +40,32 @@ def test_request_body_parsing_is_forgiving() -> None:
     assert request_body(b"[1]") is None
     assert request_body(b"\xff") is None
     assert request_body(b"not json") is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"{",
+        b"{ }",
+        b'{"a":"\xc3\xa9"}',
+        b'{"a":"\xed\xa0\x80"}',  # a lone surrogate, which json.loads lets through
+        b'{"a":"\xff"}',
+        b"{\x00}\x00",
+        b"\xef\xbb\xbf{}",
+        '{"x": 1}'.encode("utf-16"),
+        '{"x": 1}'.encode("utf-16-le"),
+        '{"x": 1}'.encode("utf-32"),
+        b'{"a": 1} trailing',
+    ],
+)
+def test_request_body_reads_what_json_loads_reads(content: bytes) -> None:
+    try:
+        parsed = json.loads(content)
+    except ValueError:
+        expected = None
+    else:
+        expected = parsed if isinstance(parsed, dict) else None
+    assert request_body(content) == expected
 
 
 def test_client_estimates_match_the_mock_servers_count() -> None:

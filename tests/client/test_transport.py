@@ -370,3 +370,32 @@ def test_hint_plus_jitter_spreads_a_herd_of_independent_clients() -> None:
     assert len(retries) == 100
     assert all(3.0 <= t <= 4.0 for t in retries)  # never before the hint, within hint + the first jitter
     assert max(retries) - min(retries) > 0.9 and len(set(retries)) == 100  # not one wave
+
+
+def test_a_reply_in_memory_is_handed_on_read_in_place_with_its_books_settled() -> None:
+    """An unread in-memory body (an in-process server's) is read where it is: the same response object, its
+    content there before the caller reads, usage reconciled and the slot back."""
+    usage = b'{"usage": {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}}'
+    answered: list[httpx.Response] = []
+
+    class InMemory(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = httpx.Response(
+                200, headers={"content-type": "application/json"}, stream=httpx.ByteStream(usage)
+            )
+            answered.append(response)
+            return response
+
+    throttler = Throttler(max_concurrent=1, tpm=6_000)
+
+    async def main() -> httpx.Response:
+        throttled = ThrottledTransport(InMemory(), limiter=throttler)
+        return await throttled.handle_async_request(
+            httpx.Request("POST", "http://test/v1/chat/completions", json=BODY)
+        )
+
+    with record() as trace:
+        response = run(main())
+    assert response is answered[0] and response.content == usage  # no aread() needed: read in place
+    assert throttler.in_flight == 0
+    assert [event.weight for event in trace.of_kind("released")] == [7 + 50]  # the input reconciled to 7

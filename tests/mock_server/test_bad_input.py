@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mock_server import MockServerApp
+from mock_server.asgi import decode_json
 from tests.mock_server.helpers import CHAT, chat, client_for, instant, malformed_bodies, vrun
 
 GOOD_MESSAGE = {"role": "user", "content": "hi"}
@@ -203,3 +204,29 @@ def test_server_still_healthy_after_the_fuzz() -> None:
             return [(await c.get("/health")).status_code, (await c.post(CHAT, json=chat())).status_code]
 
     assert vrun(main()) == [200, 200]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{",
+        b"{}",
+        b'{"a": "\xc3\xa9"}',
+        b'{"a": "\xed\xa0\x80"}',  # a lone surrogate, which json.loads lets through
+        b'{"a": "\xff"}',
+        b"{\x00}\x00",
+        b"\xef\xbb\xbf{}",
+        '{"x": 1}'.encode("utf-16"),
+        '{"x": 1}'.encode("utf-16-le"),
+        b"[1]",
+        b"",
+    ],
+)
+def test_bodies_are_decoded_as_json_loads_decodes_them(body: bytes) -> None:
+    def outcome(decode: Callable[[bytes], object]) -> object:
+        try:
+            return decode(body)
+        except ValueError as exc:
+            return type(exc), str(exc)
+
+    assert outcome(decode_json) == outcome(json.loads)

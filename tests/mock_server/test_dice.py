@@ -37,3 +37,21 @@ def test_hex_ids() -> None:
     ids = {Dice(0, seq).hex(12) for seq in range(1000)}
     assert len(ids) == 1000
     assert all(len(i) == 24 and int(i, 16) >= 0 for i in ids)
+
+
+def test_each_draw_is_the_next_seven_bytes_of_the_chained_digests() -> None:
+    """The numbers are pinned to the digests: 7-byte little-endian slices of blake2b("seed/seq"), then of
+    blake2b(digest + "seed/seq") once 9 draws have used 63 of its 64 bytes."""
+    import hashlib
+
+    source = b"5/42"
+    first = hashlib.blake2b(source, digest_size=64).digest()
+    second = hashlib.blake2b(first + source, digest_size=64).digest()
+    expected = [
+        int.from_bytes(block[k : k + 7], "little") for block in (first, second) for k in range(0, 63, 7)
+    ]
+    dice = Dice(5, 42)
+    assert [dice._next() for _ in range(18)] == expected
+    ids = Dice(5, 42)
+    assert ids.hex(12) == f"{expected[0]:014x}{expected[1]:014x}"[:24]
+    assert ids.hex(20) == "".join(f"{n:014x}" for n in expected[2:5])[:40]

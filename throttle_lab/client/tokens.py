@@ -233,7 +233,13 @@ def estimate_request_tokens(
 def request_body(content: bytes) -> Mapping[str, Any] | None:
     """A request's JSON body as a mapping, or ``None`` if it is not a JSON object."""
     try:
-        body = json.loads(content)
+        # json.loads of bytes first guesses their encoding in Python (a BOM, the NUL bytes of UTF-16/32);
+        # by that same rule "{" and then a non-NUL byte is UTF-8, decoded here as json.loads would.  The
+        # transport parses every request and every reply, so the guess was a visible share of its work.
+        if content[:1] == b"{" and content[1:2] != b"\x00":
+            body = json.loads(content.decode("utf-8", "surrogatepass"))
+        else:
+            body = json.loads(content)
     except (ValueError, UnicodeDecodeError):
         return None
     return body if isinstance(body, dict) else None

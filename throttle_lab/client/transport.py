@@ -61,7 +61,15 @@ from ..core.gate import UNMETERED, Admission, ChargeTokens, CoolsDown, RequestGa
 from ..core.limiters._base import Limiter
 from ..core.tokens import Tokens
 from .adaptive import AIMD, ClientSideThrottle
-from .held_responses import Hold, failed, in_memory, peek_raw, read_raw, rebuild, rebuild_stream
+from .held_responses import (
+    Hold,
+    failed,
+    in_memory,
+    read_in_memory,
+    read_raw,
+    rebuild,
+    rebuild_stream,
+)
 from .retry import IDEMPOTENT_METHODS, RetryError, RetryPolicy
 from .retry_after import parse_retry_after
 from .stream_usage import StreamUsage
@@ -237,7 +245,8 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
                 )
                 return self._give_up(request, _local_rejection(request), attempt)
             hold = Hold(self.name)
-            await self._enter(hold, tokens)
+            if self.gate is not None:
+                await hold.enter(self.gate.admit(tokens))
             emit(loop.time(), Kind.SENT, self.name, weight=tokens, detail={"attempt": attempt})
             # From here until the hold is released or handed to a streamed body, every way out -- an error
             # from the server's transport, a body that breaks off, a cancel, a bug in reconcile -- gives
@@ -249,7 +258,7 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
                 if status != 429 and not (
                     self.retry is not None and self.retry.is_retryable(status, request.method)
                 ):
-                    return await self._deliver(request, response, hold, body)
+                    return await self._deliver(request, response, hold, body, path)
                 content = await read_raw(response)
                 hint = parse_retry_after(response.headers)
                 if status == 429:
@@ -292,9 +301,17 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
         request.headers[header] = str(uuid.uuid4())
 
     async def _deliver(
-        self, request: httpx.Request, response: httpx.Response, hold: Hold, body: Mapping[str, Any] | None
+        self,
+        request: httpx.Request,
+        response: httpx.Response,
+        hold: Hold,
+        body: Mapping[str, Any] | None,
+        path: str,
     ) -> httpx.Response:
-        """The final answer: read it (or hand the hold to its stream) and settle the books."""
+        """The final answer: read it (or hand the hold to its stream) and settle the books.
+
+        ``path`` is the request's ``url.path`` (decoded once per request, in ``_handle``).
+        """
         status = response.status_code
         if self.client_throttle is not None:
             self.client_throttle.record(True)
@@ -313,28 +330,24 @@ class ThrottledTransport(httpx.AsyncBaseTransport):
             # comes in its events; the watcher reconciles when the body ends.
             watcher = None
             if books and body is not None and admission is not None and status < 400:
-                path, default = request.url.path, self.default_max_tokens
+                default = self.default_max_tokens
                 watcher = StreamUsage(
                     admission, lambda answer: server_charge(body, answer, default, path=path)
                 )
             return rebuild_stream(response, request, hold, outcome, watcher)
         if in_memory(response):
-            # A reply already in memory (an in-process server's): its bytes can be looked at without
-            # consuming it, so it goes to the caller as it is -- not read, closed and rebuilt.
-            content = await peek_raw(response)
+            # A reply already in memory (an in-process server's): read where it is and handed on as it
+            # is -- not read, closed and rebuilt.
             final = response
             final.request = request
+            content = read_in_memory(final)
         else:
             content = await read_raw(response)
             final = rebuild(response, content, request)
         if books and body is not None and admission is not None:
-            self._reconcile(admission, body, content, request.url.path)
+            self._reconcile(admission, body, content, path)
         await hold.release((outcome, {"status": status}))
         return final
-
-    async def _enter(self, hold: Hold, tokens: float) -> None:
-        if self.gate is not None:
-            await hold.enter(self.gate.admit(tokens))
 
     def _on_rate_limited(
         self, now: float, hint: float | None, content: bytes, headers: httpx.Headers

@@ -24,6 +24,7 @@ import csv
 import io
 import json
 import math
+import operator
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from .events import Event, Kind
 __all__ = ["Span", "Summary", "Trace", "percentile"]
 
 _END_KINDS = {Kind.DONE, Kind.FAILED, Kind.CANCELLED, Kind.REJECTED}
+_time_of = operator.attrgetter("t")  # a sort key; cheaper than a lambda over a whole run's events
 
 
 def _number(value: object) -> float | None:
@@ -217,26 +219,24 @@ class Trace(Sequence[Event]):
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, Any]]) -> Trace:
         """Adopt plain records (e.g. the mock server's ``app.events``) with Event's field names."""
-        events = []
-        for record in records:
-            detail = record.get("detail") or {}
-            events.append(
-                Event(
-                    float(record["t"]),
-                    str(record["kind"]),
-                    str(record.get("source", "server")),
-                    record.get("request"),
-                    record.get("weight", 1),
-                    dict(detail),
-                )
+        events = [
+            Event(
+                float(record["t"]),
+                str(record["kind"]),
+                str(record.get("source", "server")),
+                record.get("request"),
+                record.get("weight", 1),
+                dict(record.get("detail") or ()),
             )
+            for record in records
+        ]
         return cls(events)
 
     @classmethod
     def merge(cls, *traces: Iterable[Event]) -> Trace:
         """One trace holding all events of several, in time order (stable for equal times)."""
         merged = [event for trace in traces for event in trace]
-        merged.sort(key=lambda event: event.t)
+        merged.sort(key=_time_of)  # stable: equal times keep the order of the traces given
         return cls(merged)
 
     # -- selecting ---------------------------------------------------------------------------------
@@ -297,7 +297,7 @@ class Trace(Sequence[Event]):
         """
         if not window > 0:
             raise ValueError(f"window must be positive, got {window!r}")
-        events = sorted(self.filter(kind, source), key=lambda event: event.t)
+        events = sorted(self.filter(kind, source), key=_time_of)
         best = 0.0
         total = 0.0
         left = 0
@@ -325,7 +325,7 @@ class Trace(Sequence[Event]):
         """
         if not window > 0:
             raise ValueError(f"window must be positive, got {window!r}")
-        events = sorted(self.filter(kind, source), key=lambda event: event.t)
+        events = sorted(self.filter(kind, source), key=_time_of)
         if not events:
             return []
         times = [event.t for event in events]

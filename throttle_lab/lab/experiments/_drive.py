@@ -9,6 +9,7 @@ The two differ only in the transport under the design's stack and in whose clock
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from .workload import WorkItem, Workload
 if TYPE_CHECKING:
     from mock_server import ServerConfig
 
-__all__ = ["describe", "drive", "resolve", "server_config"]
+__all__ = ["describe", "drive", "json_request", "resolve", "server_config"]
 
 
 def server_config(server: ServerConfig | Mapping[str, Any] | None) -> ServerConfig:
@@ -87,10 +88,7 @@ async def drive(
             delay = start + item.at - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            headers = {"x-request-id": item.request_id, "authorization": "Bearer sk-throttle-lab"}
-            request = httpx.Request(
-                "POST", url, json=item.body(workload.model, workload.stream), headers=headers
-            )
+            request = json_request(url, item.body(workload.model, workload.stream), item.request_id)
             try:
                 response = await throttled.handle_async_request(request)
                 await response.aread()
@@ -99,6 +97,35 @@ async def drive(
                 pass  # refused locally (e.g. larger than the whole TPM budget); recorded as "rejected"
 
         await asyncio.gather(*(send(item) for item in workload.items()))
+
+
+def json_request(url: httpx.URL, body: Mapping[str, Any], request_id: str) -> httpx.Request:
+    """``httpx.Request("POST", url, json=body, headers=...)``, byte for byte, for a fraction of its cost.
+
+    The same body (httpx's own JSON encoding) and the same headers in the same order (``Host`` first,
+    the given ones, then ``Content-Length`` and ``Content-Type``), already read, as httpx builds it.  Built
+    from the parts, because httpx's generic merging of default headers costs a simulated request more
+    than the limiter and the server's route together spend on it.
+    """
+    content = _encode_json(body).encode("utf-8")
+    headers = [
+        (b"Host", url.netloc),
+        (b"x-request-id", request_id.encode("ascii")),
+        (b"authorization", _AUTHORIZATION),
+        (b"Content-Length", b"%d" % len(content)),
+        (b"Content-Type", b"application/json"),
+    ]
+    request = httpx.Request("POST", url, headers=headers, stream=httpx.ByteStream(content))
+    request.read()  # as httpx does for a body in memory: `request.content` is there from the start
+    # Every header above is ASCII, which is what httpx would find on the first look-up by name -- by
+    # decoding each one in turn.
+    request.headers.encoding = "ascii"
+    return request
+
+
+# httpx's encoding of `json=` (httpx/_content.py): compact, UTF-8, no NaN.
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_AUTHORIZATION = b"Bearer sk-throttle-lab"
 
 
 def describe(

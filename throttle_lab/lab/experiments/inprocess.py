@@ -37,7 +37,10 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         self.app = app
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = await request.aread()  # in memory already for the designs (ThrottledTransport reads it)
+        try:
+            body = request.content  # in memory already for the designs (ThrottledTransport reads it)
+        except httpx.RequestNotRead:
+            body = await request.aread()
         url = request.url
         scope: dict[str, Any] = {
             "type": "http",
@@ -88,4 +91,9 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         await self.app(scope, receive, send)
         if status is None or not complete:
             raise RuntimeError("the ASGI app returned without sending a complete response")
-        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(b"".join(parts)))
+        response = httpx.Response(status, headers=headers, stream=httpx.ByteStream(b"".join(parts)))
+        if all(name.isascii() and value.isascii() for name, value in headers):
+            # What httpx would work out on the first look-up by name (ASCII when every header decodes as
+            # ASCII), told up front: its own test decodes each header in turn.
+            response.headers.encoding = "ascii"
+        return response

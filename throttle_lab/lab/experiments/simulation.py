@@ -20,6 +20,7 @@ from ...client.retry import RetryPolicy
 from ...core.events import record
 from ...core.runtime import run
 from ...core.trace import Summary, Trace
+from ._collector import collector_paused
 from ._drive import describe, drive, resolve, server_config
 from .designs import Design
 from .inprocess import InProcessTransport
@@ -74,9 +75,11 @@ def simulate(
         await drive(chosen, workload, transport, "http://mock-server", config.default_max_tokens)
         return list(app.events)
 
-    with record() as client_trace:
-        server_records = run(main())
-    trace = Trace.merge(client_trace, Trace.from_records(server_records))
+    # The collector is off while the run builds its trace: it would only rescan it, again and again.
+    with collector_paused():
+        with record() as client_trace:
+            server_records = run(main())
+        trace = Trace.merge(client_trace, Trace.from_records(server_records))
     trace.meta.update(describe(chosen, workload, config, "virtual", client))
     return trace
 
