@@ -22,13 +22,13 @@ allow; each case says which), on matplotlib's Agg backend:
   cache, so every move is a fresh run.
 
 The columns split a move: *run* (simulate, and print the lab's report), *draw* (make the figure and its
-artists: ``plt.subplots`` and the ``plots`` calls), *PNG* (render and encode).  Each is the median over
-the moves, as is the whole move; *best* is the quickest whole move, and *CPU* the median CPU time of this
-process for a move.  CPU well below the move means the process waited for a core that other work held;
-CPU equal to it means the move really cost that much CPU -- which, on a virtual machine shared with other
-work, still grows with the neighbours' load (check the load average printed above the table, and compare
-before and after in alternating runs).  The target is 300 ms for the whole move.  Progress goes to
-stderr, a markdown table to stdout.  Nothing is asserted: this is a report.
+artists: ``plt.subplots`` and the ``plots`` calls), *PNG* (render and encode). Each is the median over the
+moves, as is the whole move; *best* is the quickest whole move, and *CPU* the median CPU time of this
+process for a move. CPU well below the move means the process waited for a core that other work held; CPU
+equal to it means the move really cost that much CPU -- which, on a virtual machine shared with other work,
+still grows with the neighbours' load (check the load average printed above the table, and compare before
+and after in alternating runs). The target is 300 ms for the whole move. Progress goes to stderr, a markdown
+table to stdout. Nothing is asserted: this is a report.
 """
 
 from __future__ import annotations

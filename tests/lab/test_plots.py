@@ -29,6 +29,7 @@ from throttle_lab import Event, SlidingWindowLog, TokenBucket, Trace, record, re
 from throttle_lab.lab import plots
 from throttle_lab.lab.experiments import DESIGNS, ClientStack, Design, Workload, compare, simulate
 from throttle_lab.lab.plots.drawing import count_labels, limit_labels
+from throttle_lab.lab.plots.ticks import InViewLocator
 
 matplotlib.use("Agg")
 
@@ -400,6 +401,24 @@ def test_dashboard_stacks_three_panels_on_one_time_axis(throttled: Trace) -> Non
         assert "throttler" in suptitle and "20,000 tpm" in suptitle
 
 
+def test_panels_make_ticks_only_where_they_are_seen(throttled: Trace) -> None:
+    # matplotlib makes a Tick (three lines, two texts) for every location a locator returns; the default
+    # one returns a location past each end of the view that is never drawn.
+    fig = plots.dashboard(throttled, layout="fixed")
+    fig.canvas.draw()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            locations = list(axis.get_majorticklocs())
+            assert locations and all(low <= v <= high for v in locations), ax.get_title()
+            locator = axis.get_major_locator()
+            if isinstance(locator, InViewLocator):  # the same ticks as drawn without it
+                seen = [v for v in locator.base() if low <= v <= high]
+                assert locations == pytest.approx(seen)
+            assert len(axis.get_major_ticks()) == len(locations)
+            assert len(axis.majorTicks) == len(locations), "no tick made for an unseen location"
+
+
 def test_race_from_a_comparison_lists_and_mappings() -> None:
     comparison = compare(["unthrottled", "throttler"], Workload(requests=20), {"rpm": 20, "window": 10})
     fig = plots.race(comparison)
@@ -423,13 +442,15 @@ def test_race_from_a_comparison_lists_and_mappings() -> None:
     assert "mine: rates" in [ax.get_title() for ax in as_dict.axes]
 
 
-def test_race_fixed_layout_keeps_every_label_in_its_own_space() -> None:
+@pytest.mark.parametrize("table", [True, False])
+def test_race_fixed_layout_keeps_every_label_in_its_own_space(table: bool) -> None:
     """The slider lab's race (``layout="fixed"``): nothing overlaps, nothing is cut off, as constrained."""
     # Every design: the tallest race, where a heading placed as a fraction of the height would fall on
-    # the first row's titles.
+    # the first row's titles.  Without the table (the slider lab's), the last x axis label is the lowest.
     comparison = compare(DESIGNS, Workload(requests=30), {"rpm": 20, "tpm": 20_000, "window": 10})
-    fig = plots.race(comparison, layout="fixed")
+    fig = plots.race(comparison, layout="fixed", table=table)
     assert fig.get_layout_engine() is None
+    assert len([t for ax in fig.axes for t in ax.tables]) == (1 if table else 0)
     fig.canvas.draw()
     canvas = fig.canvas
     assert isinstance(canvas, FigureCanvasAgg)
@@ -442,6 +463,8 @@ def test_race_fixed_layout_keeps_every_label_in_its_own_space() -> None:
     for ax in panels:
         texts.append((f"title {ax.get_title()}", ax.title.get_window_extent(renderer)))
         texts.append((f"y label {ax.get_title()}", ax.yaxis.label.get_window_extent(renderer)))
+        if ax.get_xlabel():
+            texts.append((f"x label {ax.get_title()}", ax.xaxis.label.get_window_extent(renderer)))
         legend = ax.get_legend()
         if legend is not None:
             texts.append((f"legend {ax.get_title()}", legend.get_window_extent(renderer)))
@@ -451,6 +474,36 @@ def test_race_fixed_layout_keeps_every_label_in_its_own_space() -> None:
             if other != name:
                 assert not box.overlaps(other_box), f"{name} overlaps {other}"
     plt.close(fig)
+
+
+def test_fit_margins_keeps_every_label_of_a_column_of_panels_on_the_page_and_apart(throttled: Trace) -> None:
+    """The lessons' slider labs (``plots.fit_margins`` instead of ``layout="constrained"``)."""
+    # The hardest column the lessons draw: titles of two lines, a legend past a tokens axis, a heading.
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True, height_ratios=[3, 1.3])
+    fig.suptitle("a heading over the panels")
+    plots.timeline(throttled, ax=top)
+    plots.rates(throttled, ax=bottom, window=10)
+    plots.fit_margins(fig)
+    assert fig.get_layout_engine() is None
+    renderer = renderer_of(fig)
+    page = fig.bbox
+    twin = plots.drawing.twin_of(bottom)
+    assert twin is not None
+    texts: list[tuple[str, Bbox]] = [("heading", fig.texts[0].get_window_extent(renderer))]
+    for name, ax in (("top", top), ("bottom", bottom), ("tokens", twin)):
+        texts += [(f"{name} {what}", box) for what, box in extents([ax.title, ax.yaxis.label], renderer)]
+        texts += [(f"{name} ticks", box) for _, box in extents(list(ax.get_yticklabels()), renderer)]
+        if (legend := ax.get_legend()) is not None:
+            texts.append((f"{name} legend", legend.get_window_extent(renderer)))
+    texts += [("x label", bottom.xaxis.label.get_window_extent(renderer))]
+    texts += [("x ticks", box) for _, box in extents(list(bottom.get_xticklabels()), renderer)]
+    for name, box in texts:
+        assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0 and box.y1 <= page.y1, name
+    panels = [("top axes", top.get_window_extent()), ("bottom axes", bottom.get_window_extent())]
+    assert not overlapping([t for t in texts if "ticks" not in t[0]], panels), "a text covers a panel"
+    assert not overlapping([t for t in texts if not t[0].endswith("ticks")]), "two texts overlap"
+    # Nothing wasted either: the panels fill the page but for the margins' texts and a little air.
+    assert top.get_window_extent().x0 < 1.3 * fig.dpi and bottom.get_window_extent().y0 < 0.8 * fig.dpi
 
 
 # ---------------------------------------------------------------------------------------------- at a glance

@@ -20,8 +20,10 @@ from throttle_lab.lab.widgets import (
     RaceLab,
     lab,
     race_lab,
+    race_table,
     run_lab,
     run_race,
+    slider_output,
 )
 
 matplotlib.use("Agg")
@@ -135,6 +137,23 @@ def test_run_race_is_a_plain_function() -> None:
         run_race(designs=[])
 
 
+def test_the_race_lab_prints_the_summary_table_its_figure_leaves_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    comparison, figure = run_race(designs=["article", "throttler"], requests=12, server_rpm=30)
+    assert not any(ax.tables for ax in figure.axes)  # drawn as text instead: the same columns
+    header, rule, *rows = race_table(comparison).splitlines()
+    assert header.split()[:3] == ["design", "completed", "failed"] and header.endswith("p99 wait (s)")
+    assert set(rule) == {"-"} and len(rule) == len(header)
+    assert [row.split()[0] for row in rows] == ["article", "throttler"]
+    throttler = comparison.summaries["throttler"]
+    assert rows[1].split()[1] == "12/12" and rows[1].endswith(f"{throttler.wait_p99:.2f}")
+    assert all(len(row) == len(header) for row in rows), "numbers right-aligned under their column"
+    capsys.readouterr()
+    race_lab(designs=("article", "throttler"), requests=12, server_rpm=30)
+    assert race_table(comparison) in capsys.readouterr().out
+
+
 def test_a_race_runs_again_only_the_designs_it_has_not_run_with_these_settings(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -187,7 +206,6 @@ def test_render_png_draws_a_constrained_figure_once_and_show_figure_closes_it() 
 def test_slider_output_keeps_its_figures_out_of_other_threads_flushes() -> None:
     # ipykernel 7 may handle a widget message on a subshell thread and then flush every figure pyplot
     # knows of that was drawn "interactively"; a callback's figures must never be among them.
-    from throttle_lab.lab.widgets import slider_output
 
     seen: list[tuple[int, bool]] = []
 

@@ -32,8 +32,12 @@ marker kind), so a few thousand requests draw in well under a second.
 Inside the package, each picture has its own module (``timeline``, ``rates``, ``in_flight``, ``level``,
 ``waits``, ``dashboard``, ``race``); they all stand on :mod:`~throttle_lab.lab.plots.model` (a trace read as
 one row per request, and what its ``meta`` says) and share :mod:`~throttle_lab.lab.plots.drawing` (colours,
-titles, legends).  Import the functions from here: a module and its function share a name, so
-``plots.timeline`` is the function.
+titles, legends), :mod:`~throttle_lab.lab.plots.ticks` (ticks made only where they are seen) and
+:mod:`~throttle_lab.lab.plots.margins` (:func:`fit_margins`).  Import the functions from here: a module and
+its function share a name, so ``plots.timeline`` is the function.
+
+:func:`fit_margins` sets the margins of a column of panels from the texts in them, measured once: the
+lessons' slider labs call it instead of ``layout="constrained"``, which lays every axes out on each draw.
 
 ``python -m throttle_lab.lab.plots [DIRECTORY]`` writes one example PNG per plot (default: ``docs/``), as
 :func:`save_examples` does.
@@ -46,6 +50,7 @@ from .drawing import OKABE_ITO
 from .examples import save_examples
 from .in_flight import in_flight
 from .level import level
+from .margins import fit_margins
 from .race import race
 from .rates import rates
 from .timeline import timeline
@@ -54,6 +59,7 @@ from .waits import waits
 __all__ = [
     "OKABE_ITO",
     "dashboard",
+    "fit_margins",
     "in_flight",
     "level",
     "race",

@@ -17,6 +17,7 @@ Two rules keep a picture readable at a glance, whatever the data does:
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -349,12 +350,31 @@ def x_axis_reach_inches(ax: Axes, renderer: RendererBase) -> float:
     return float(tall + label_height) / root_figure(ax).dpi + gaps / 72.0
 
 
-def outside_legend(ax: Axes, handles: Sequence[Artist], legend: bool, *, twin: Axes | None = None) -> None:
+#: What each panel's legend lists -- or would, drawn with ``legend=False`` -- so that a figure of several
+#: panels (the race) can gather them into one legend without making, and throwing away, one per panel.
+_listed: weakref.WeakKeyDictionary[Axes, list[Artist]] = weakref.WeakKeyDictionary()
+
+
+def legend_handles(ax: Axes) -> list[Artist]:
+    """The marks :func:`outside_legend` was given for ``ax`` (whether or not it drew the legend)."""
+    return list(_listed.get(ax, []))
+
+
+def outside_legend(
+    ax: Axes,
+    handles: Sequence[Artist],
+    legend: bool,
+    *,
+    twin: Axes | None = None,
+    labels: Sequence[str] | None = None,
+) -> None:
     """The legend outside the plot, to the right: it never hides a bar, a line or an axis.
 
     With a right-hand ``twin`` axis the legend moves further right, past the twin's tick labels and its
-    axis label (measured, see :func:`_right_reach_inches`).
+    axis label (measured, see :func:`_right_reach_inches`).  ``labels`` replace the handles' own labels.
+    ``legend=False`` draws nothing but remembers the handles (:func:`legend_handles`).
     """
+    _listed[ax] = list(handles)
     if not (legend and handles):
         return
     fig = root_figure(ax)
@@ -363,6 +383,7 @@ def outside_legend(ax: Axes, handles: Sequence[Artist], legend: bool, *, twin: A
         transform = transform + ScaledTranslation(_right_reach_inches(twin), 0.0, fig.dpi_scale_trans)
     ax.legend(
         handles=list(handles),
+        labels=[str(h.get_label()) for h in handles] if labels is None else list(labels),
         fontsize="small",
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),

@@ -20,6 +20,7 @@ from .drawing import (
     show_empty,
 )
 from .model import client_cap, format_number, read_run, server_limit
+from .ticks import ticks_in_view
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -43,7 +44,8 @@ def in_flight(
     ``cap`` defaults to the client's cap from the trace's ``meta`` (``meta["client"]["max_concurrent"]``);
     the server's cap (``meta["server"]["max_concurrent"]``) is drawn too when there is one.  With
     ``waiting=True`` a grey area on a right-hand axis shows how many had arrived and were waiting (queued
-    or backing off) -- the queue that builds up when the limits bind.
+    or backing off) -- the queue that builds up when the limits bind.  The legend lists the line, the caps
+    and the queue; a legend that would hold the line alone, named as the axis is, is left out.
     """
     ax = new_axes(ax, (10, 3.5))
     set_title(ax, panel_title(trace, "In flight", title))
@@ -95,7 +97,10 @@ def in_flight(
     ax.set_xlim(t0, t1)
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    outside_legend(ax, handles, legend, twin=twin)
+    ticks_in_view(ax, twin)
+    # A legend that would only repeat the axis label ("in flight", no cap, no queue) tells nothing.
+    alone = len(handles) == 1 and handles[0].get_label() == ax.get_ylabel()
+    outside_legend(ax, handles, legend and not alone, twin=twin)
     return ax
 
 

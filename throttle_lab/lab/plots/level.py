@@ -15,6 +15,7 @@ from .drawing import (
     show_empty,
 )
 from .model import format_number
+from .ticks import ticks_in_view
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -123,6 +124,7 @@ def level(
         ax.set_ylim(min(0.0, *values), max(values) * 1.1 or 1.0)
     ax.set_xlim(trace.start, max(trace.end, trace.start + 1e-3))
     ax.grid(alpha=0.3)
+    ticks_in_view(ax, twin)
     outside_legend(ax, handles, True, twin=twin)
     return ax
 

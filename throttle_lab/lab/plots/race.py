@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt
 from ...core.trace import Summary, Trace
 from .drawing import (
     _right_reach_inches,
+    legend_handles,
     outside_legend,
     show_empty,
     text_height_inches,
@@ -41,13 +42,16 @@ def race(
     title: str | None = None,
     figsize: tuple[float, float] | None = None,
     layout: Literal["constrained", "fixed"] = "constrained",
+    table: bool = True,
 ) -> Figure:
     """Several designs on the same traffic, one row each (timeline | rates), on one time axis.
 
     ``runs`` is a :class:`~throttle_lab.lab.experiments.Comparison` (from ``compare``), a mapping of names to
     traces, or a list of traces (named by their ``meta["design"]``).  Every panel shares the time axis and
     the rates panels share their scale, so the rows compare at a glance.  A table underneath holds each
-    design's summary: completed, failed, 429s, retries, makespan, achieved rate and waits.
+    design's summary: completed, failed, 429s, retries, makespan, achieved rate and waits
+    (:func:`summary_cells`).  ``table=False`` leaves it out, for a caller that prints it next to the
+    picture (the race lab does: 63 table cells are a sixth of drawing a race of six).
 
     ``layout="fixed"`` places the panels from a few measured widths (tick labels, axis labels, the two
     legends) instead of matplotlib's constrained layout, which measures every axes twice more: the
@@ -59,10 +63,11 @@ def race(
     n = max(len(traces), 1)
     table_height = 0.3 * (n + 1) + 0.3
     fig = plt.figure(
-        figsize=figsize or (14.0, 2.8 * n + table_height + 0.8),
+        figsize=figsize or (14.0, 2.8 * n + (table_height if table else 0.3) + 0.8),
         layout="constrained" if layout == "constrained" else None,
     )
-    grid = fig.add_gridspec(n + 1, 2, width_ratios=[1.3, 1.0], height_ratios=[2.8] * n + [table_height])
+    heights = [2.8] * n + ([table_height] if table else [])
+    grid = fig.add_gridspec(len(heights), 2, width_ratios=[1.3, 1.0], height_ratios=heights)
     first = next(iter(traces.values()), Trace())
     heading = fig.suptitle(
         title or "Race on the same traffic — " + (describe(first) or "designs compared"), fontsize="large"
@@ -81,25 +86,19 @@ def race(
         ax_t = fig.add_subplot(grid[row, 0], sharex=shared)
         shared = shared or ax_t
         ax_r = fig.add_subplot(grid[row, 1], sharex=shared, sharey=rate_axes[0] if rate_axes else None)
-        timeline(trace, ax_t, max_rows=max_rows, title=f"{name}: requests")
-        rates(trace, ax_r, window=window, title=f"{name}: rates")
+        # No legend per panel: one per column is drawn below, from what every row would have listed.
+        timeline(trace, ax_t, max_rows=max_rows, title=f"{name}: requests", legend=False)
+        rates(trace, ax_r, window=window, title=f"{name}: rates", legend=False)
         tops.append(ax_r.get_ylim()[1])
         rate_axes.append(ax_r)
         twin = twin_of(ax_r)
         rpm, tpm = server_limit(trace, "rpm"), server_limit(trace, "tpm")
         if twin is not None and rpm and tpm:
             limited.append((ax_r, twin, rpm, tpm))
-        # One legend per column, holding every mark any row used.
+        # One legend per column, holding every mark any row used (without a row's own count: "429 (12)").
         for ax, seen in ((ax_t, legends[0]), (ax_r, legends[1])):
-            legend = ax.get_legend()
-            if legend is None:
-                continue
-            for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=False):
-                label = re.sub(r" \(\d+\)$", "", text.get_text())
-                if handle is not None and label not in seen:
-                    handle.set_label(label)
-                    seen[label] = handle
-            legend.remove()
+            for handle in legend_handles(ax):
+                seen.setdefault(re.sub(r" \(\d+\)$", "", str(handle.get_label())), handle)
         if row < n - 1:
             ax_t.set_xlabel("")
             ax_r.set_xlabel("")
@@ -108,18 +107,37 @@ def race(
     rate_axes[0].set_ylim(0, top)
     for ax_r, twin, rpm, tpm in limited:
         keep_limits_apart(ax_r, twin, rpm, tpm)
-    outside_legend(shared, list(legends[0].values()), True)
-    outside_legend(rate_axes[0], list(legends[1].values()), True, twin=twin_of(rate_axes[0]))
+    for ax, seen, twin in ((shared, legends[0], None), (rate_axes[0], legends[1], twin_of(rate_axes[0]))):
+        outside_legend(ax, list(seen.values()), True, twin=twin, labels=list(seen))
     start = min((t.start for t in traces.values() if len(t)), default=0.0)
     end = max((t.end for t in traces.values() if len(t)), default=1.0)
     span = max(end - start, 1e-3)
     shared.set_xlim(start - 0.01 * span, end + 0.02 * span)
 
-    table_ax = fig.add_subplot(grid[n, :])
-    table_ax.axis("off")
-    columns = ["design", "completed", "failed", "429s", "retries", "makespan (s)", "per min"]
-    columns += ["p50 wait (s)", "p99 wait (s)"]
-    cells = [
+    if table:
+        _summary_table(fig.add_subplot(grid[n, :]), summaries)
+    if layout == "fixed":
+        _fix_layout(fig, grid, rate_axes, heading, table=table)
+    return fig
+
+
+#: The columns of the race's summary (:func:`summary_cells`).
+SUMMARY_COLUMNS = (
+    "design",
+    "completed",
+    "failed",
+    "429s",
+    "retries",
+    "makespan (s)",
+    "per min",
+    "p50 wait (s)",
+    "p99 wait (s)",
+)
+
+
+def summary_cells(summaries: Mapping[str, Summary]) -> list[list[str]]:
+    """One row per design, in :data:`SUMMARY_COLUMNS`: what the race's table shows (and the lab prints)."""
+    return [
         [
             name,
             f"{s.completed}/{s.requests}",
@@ -133,7 +151,14 @@ def race(
         ]
         for name, s in summaries.items()
     ]
-    table = table_ax.table(cellText=cells, colLabels=columns, loc="center", cellLoc="center")
+
+
+def _summary_table(ax: Axes, summaries: Mapping[str, Summary]) -> None:
+    """The summary as a table filling ``ax``: bold column names on grey, one row per design."""
+    ax.axis("off")
+    table = ax.table(
+        cellText=summary_cells(summaries), colLabels=SUMMARY_COLUMNS, loc="center", cellLoc="center"
+    )
     table.auto_set_font_size(False)
     table.set_fontsize(9)
     table.scale(1.0, 1.2)
@@ -141,18 +166,18 @@ def race(
         if r == 0:
             cell.set_text_props(weight="bold")
             cell.set_facecolor("#eeeeee")
-    if layout == "fixed":
-        _fix_layout(fig, grid, rate_axes, heading)
-    return fig
 
 
-def _fix_layout(fig: Figure, grid: GridSpec, rate_axes: Sequence[Axes], heading: Text) -> None:
+def _fix_layout(
+    fig: Figure, grid: GridSpec, rate_axes: Sequence[Axes], heading: Text, *, table: bool
+) -> None:
     """Margins and gaps for the race's grid, from what sits in them, measured once (in inches).
 
     Left of the timelines: their y tick labels and axis label.  Between the columns: the timelines'
     legend, then the rates' y tick labels and axis label.  Right of the rates: the tokens axis (when a row
     has one) and the rates' legend, which sits past it.  Between rows: a row's x tick labels and the next
-    row's title, plus the last design row's x axis label (one gap for all rows: a grid's gaps are equal).
+    row's title, plus the last design row's x axis label (one gap for all rows: a grid's gaps are equal;
+    without the table, that label goes in the bottom margin).
     Only texts are measured -- no axis is laid out -- so this costs milliseconds where constrained layout
     costs more than a drawing pass.  Without a renderer to measure with, constrained layout does it.
     """
@@ -175,7 +200,8 @@ def _fix_layout(fig: Figure, grid: GridSpec, rate_axes: Sequence[Axes], heading:
     heading.set_y(1.0 - 0.1 / height)
     top = 0.1 + text_height_inches(heading, renderer, fig.dpi) + title + 0.2
     row_gap = title + x_axis_reach_inches(timelines[-1], renderer) + 0.15
-    bottom = 0.1
+    # Under the last design row: the table's row (its axis label sits in the gap above), or the label.
+    bottom = 0.1 if table else x_axis_reach_inches(timelines[-1], renderer) + 0.1
     # A grid's gaps are fractions of its mean cell: wspace of the mean column width, hspace of the mean row.
     cell_width = (width - left - right - gap) / grid.ncols
     cell_height = (height - top - bottom - row_gap * (grid.nrows - 1)) / grid.nrows

@@ -25,6 +25,7 @@ from .drawing import (
     show_empty,
 )
 from .model import format_number, schedule_steps, server_limit
+from .ticks import ticks_in_view
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -220,6 +221,7 @@ def rates(
     if rate_limited:
         handles.insert(rug_at, count_rug(ax, rate_limited, f"429 ({len(rate_limited)})"))
     ax.grid(alpha=0.3)
+    ticks_in_view(ax, twin)
     outside_legend(ax, handles, legend, twin=twin)
     return ax
 

@@ -27,6 +27,7 @@ from .drawing import (
     show_empty,
 )
 from .model import read_run
+from .ticks import ticks_in_view
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -175,6 +176,7 @@ def timeline(
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{int(v) + 1}"))
     ax.grid(axis="x", alpha=0.3)
+    ticks_in_view(ax)
     outside_legend(ax, handles, legend)
     return ax
 

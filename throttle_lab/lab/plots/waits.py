@@ -8,6 +8,7 @@ import numpy as np
 
 from ...core.trace import percentile
 from .drawing import IN_FLIGHT, LIMIT, LIMITED, new_axes, outside_legend, panel_title, set_title, show_empty
+from .ticks import ticks_in_view
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -40,5 +41,6 @@ def waits(trace: Trace, ax: Axes | None = None, *, bins: int = 30, title: str | 
     ax.set_xlim(left=0)
     ax.grid(axis="y", alpha=0.3)
     handles, _ = ax.get_legend_handles_labels()
+    ticks_in_view(ax)
     outside_legend(ax, handles, True)
     return ax
