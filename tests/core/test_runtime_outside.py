@@ -260,3 +260,41 @@ def test_an_interrupted_run_returns_only_once_its_worker_has_cleaned_up() -> Non
         interrupter.join(GENEROUS)
         outer.close()
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs signal masks (POSIX)")
+def test_a_ctrl_c_while_the_worker_starts_still_waits_for_its_cleanup(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A Ctrl-C landing inside `Thread.start()` -- before the worker even exists -- is held until the caller
+    # can handle it: the worker starts, runs, is cancelled, cleans up, and only then does the caller leave.
+    cleaned_up = threading.Event()
+    start = threading.Thread.start
+
+    def ctrl_c_then_start(thread: threading.Thread) -> None:
+        if thread.name == "throttle_lab.run":
+            signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+            time.sleep(0.05)  # an unheld Ctrl-C is raised right here, and no worker would ever start
+        start(thread)
+
+    async def inner() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            time.sleep(0.1)
+            cleaned_up.set()
+
+    async def cell() -> None:
+        run(inner(), virtual=False)  # a loop is running here: run() uses a worker thread
+
+    monkeypatch.setattr(threading.Thread, "start", ctrl_c_then_start)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    outer = asyncio.new_event_loop()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            outer.run_until_complete(cell())
+        assert cleaned_up.is_set()
+        assert not [t for t in threading.enumerate() if t.name == "throttle_lab.run"]
+    finally:
+        outer.close()
+        signal.signal(signal.SIGINT, previous)

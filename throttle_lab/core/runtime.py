@@ -70,6 +70,7 @@ import contextlib
 import contextvars
 import os
 import selectors
+import signal
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -465,11 +466,18 @@ def _run_in_worker(main: Coroutine[Any, Any, T], virtual: bool, debug: bool | No
             finished.set()
 
     worker = threading.Thread(target=context.run, args=(target,), name="throttle_lab.run", daemon=True)
-    worker.start()
+    # Ctrl-C is held back while the worker starts: one that landed inside `start()` -- the worker already
+    # running `main`, this thread not yet back from waiting for it to start -- would leave without waiting
+    # for the worker's cleanup.  Released inside the `try` below, a held Ctrl-C is handled there.
+    held = _hold_interrupts()
     # Wait on an Event of our own rather than on worker.join(): on Python 3.11 and 3.12, a KeyboardInterrupt
     # that lands inside Thread.join() leaves the thread marked as finished while it still runs, and every
     # later join() returns at once.  An interrupted Event.wait() leaves the event as it was.
     try:
+        try:
+            worker.start()
+        finally:
+            _release_interrupts(held)
         _wait(finished)
     except KeyboardInterrupt:
         # "Interrupt kernel" in Jupyter lands here: stop the worker's work too, wait until it has cleaned
@@ -484,6 +492,19 @@ def _run_in_worker(main: Coroutine[Any, Any, T], virtual: bool, debug: bool | No
     if failure:
         raise failure[0]
     return outcome[0]
+
+
+def _hold_interrupts() -> set[int | signal.Signals] | None:
+    """Block SIGINT in this thread (POSIX): a Ctrl-C then waits, pending, until released."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return None  # Windows: no signal masks; the narrow window stays
+    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+
+
+def _release_interrupts(previous: set[int | signal.Signals] | None) -> None:
+    """Restore the mask ``_hold_interrupts`` changed; a Ctrl-C held meanwhile is delivered now."""
+    if previous is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _wait(event: threading.Event) -> None:
