@@ -240,38 +240,31 @@ def test_events_record_each_step(kind: str) -> None:
     assert all(e.t == out.granted[str(e.request)] for e in granted)
 
 
+async def four_in_a_row(limiter: Any) -> list[float]:
+    """Take four units one after another (a fresh limiter's whole budget); when each was granted."""
+    loop = asyncio.get_running_loop()
+    times = []
+    for _ in range(4):
+        async with limiter.slot(1):
+            times.append(loop.time())
+    return times
+
+
 def test_reuse_on_a_new_loop_starts_afresh(kind: str) -> None:
     limiter = FACTORIES[kind]()
-
-    async def burst() -> list[float]:
-        loop = asyncio.get_running_loop()
-        times = []
-        for _ in range(4):
-            async with limiter.slot(1):
-                times.append(loop.time())
-        return times
-
-    assert run(burst()) == [0.0] * 4
-    assert run(burst()) == [0.0] * 4  # a second run() is a new loop with a new clock
+    assert run(four_in_a_row(limiter)) == [0.0] * 4
+    assert run(four_in_a_row(limiter)) == [0.0] * 4  # a second run() is a new loop with a new clock
 
 
 def test_reuse_on_a_new_loop_after_one_that_only_stopped(kind: str) -> None:
     # The fast path asks whether its own loop is running in this thread (not `asyncio.get_running_loop()`):
     # a loop that stopped without being closed must still hand the limiter over to the next one.
     limiter = FACTORIES[kind]()
-
-    async def burst() -> list[float]:
-        loop = asyncio.get_running_loop()
-        times = []
-        for _ in range(4):
-            async with limiter.slot(1):
-                times.append(loop.time())
-        return times
-
     first, second = VirtualTimeLoop(), VirtualTimeLoop()
     try:
-        assert first.run_until_complete(burst()) == [0.0] * 4
-        assert second.run_until_complete(burst()) == [0.0] * 4  # not 0.5 s apart: started afresh
+        assert first.run_until_complete(four_in_a_row(limiter)) == [0.0] * 4
+        # Not 0.5 s apart: started afresh.
+        assert second.run_until_complete(four_in_a_row(limiter)) == [0.0] * 4
     finally:
         first.close()
         second.close()
@@ -280,21 +273,13 @@ def test_reuse_on_a_new_loop_after_one_that_only_stopped(kind: str) -> None:
 def test_reuse_while_its_old_loop_still_runs_in_another_thread(kind: str) -> None:
     # The old loop is still running -- in another thread -- so "is my loop running?" alone would say yes.
     limiter = FACTORIES[kind]()
-
-    async def burst() -> list[float]:
-        loop = asyncio.get_running_loop()
-        times = []
-        for _ in range(4):
-            async with limiter.slot(1):
-                times.append(loop.time())
-        return times
-
     elsewhere = asyncio.new_event_loop()
     thread = threading.Thread(target=elsewhere.run_forever, daemon=True)
     thread.start()
     try:
-        asyncio.run_coroutine_threadsafe(burst(), elsewhere).result(timeout=10)
-        assert run(burst()) == [0.0] * 4  # this thread's loop, with its own clock, from a fresh start
+        asyncio.run_coroutine_threadsafe(four_in_a_row(limiter), elsewhere).result(timeout=10)
+        # This thread's loop, with its own clock, from a fresh start.
+        assert run(four_in_a_row(limiter)) == [0.0] * 4
     finally:
         elsewhere.call_soon_threadsafe(elsewhere.stop)
         thread.join(timeout=10)

@@ -136,33 +136,21 @@ class TokenBucket(Limiter):
         self._last = now
 
     def _ready_at(self, weight: float, now: float) -> float:
-        last = self._last
-        if last is None:
-            last = self._last = now  # first use: the bucket starts with `initial_tokens` now
-        # `_tokens_at(now) >= weight`, spelled out (the throttler asks this on every request).
-        tokens = self._tokens
-        if now > last:
-            refilled = tokens + (now - last) * self.rate
-            ceiling = self.capacity - self._pending
-            tokens = refilled if refilled < ceiling else ceiling
-        if tokens >= weight:
+        if self._last is None:
+            self._last = now  # first use: the bucket starts with `initial_tokens` now
+        if self._tokens_at(now) >= weight:
             return now
         if weight > self.capacity - self._pending:
             return math.inf  # only a pending grant settling can make room: `_settle` wakes the queue
         # When the missing tokens will have dripped in, measured from the anchor.  At that moment
         # `_tokens_at` may still say a hair less than `weight` (rounding), but this expression gives the
         # same instant again, so the grant happens exactly then.
-        return last + (weight - self._tokens) / self.rate
+        return self._last + (weight - self._tokens) / self.rate
 
     def _take(self, weight: float, now: float) -> None:
-        # Rebase and spend in one step (this runs on every grant), `_tokens_at` spelled out.  Granted on
-        # time, rounding may leave the balance a hair below zero; it refills from there.
-        tokens, last = self._tokens, self._last
-        if last is not None and now > last:
-            refilled = tokens + (now - last) * self.rate
-            ceiling = self.capacity - self._pending
-            tokens = refilled if refilled < ceiling else ceiling
-        self._tokens = tokens - weight
+        # Rebase and spend in one step (this runs on every grant).  Granted on time, rounding may leave the
+        # balance a hair below zero; it refills from there.
+        self._tokens = self._tokens_at(now) - weight
         self._last = now
 
     def _take_now(self, weight: float, now: float) -> Any:

@@ -312,6 +312,20 @@ def _right_reach_inches(twin: Axes) -> float:
     return 0.45 + 0.085 * digits  # tick labels plus the axis label
 
 
+def margin_fractions(
+    size: tuple[float, float], *, left: float, right: float, top: float, bottom: float
+) -> dict[str, float]:
+    """Margins measured in inches, as the fractions of a figure of ``size`` (inches) that
+    ``subplots_adjust`` and ``GridSpec.update`` take."""
+    width, height = size
+    return {
+        "left": left / width,
+        "right": 1.0 - right / width,
+        "top": 1.0 - top / height,
+        "bottom": bottom / height,
+    }
+
+
 def text_height_inches(text: Text, renderer: RendererBase, dpi: float) -> float:
     """How tall a text is drawn (0 for an empty or hidden one), in inches at ``dpi``."""
     if not (text.get_visible() and text.get_text()):

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 
-from .drawing import root_figure, text_height_inches, twin_of, x_axis_reach_inches, y_axis_reach_inches
+from .drawing import (
+    margin_fractions,
+    root_figure,
+    text_height_inches,
+    twin_of,
+    x_axis_reach_inches,
+    y_axis_reach_inches,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -59,10 +66,7 @@ def fit_margins(fig: Figure) -> None:
     # A grid's gap is a fraction of its mean panel height.
     mean_height = (height - top - bottom - gap * (len(panels) - 1)) / len(panels)
     fig.subplots_adjust(
-        left=left / width,
-        right=1.0 - right / width,
-        top=1.0 - top / height,
-        bottom=bottom / height,
+        **margin_fractions((width, height), left=left, right=right, top=top, bottom=bottom),
         hspace=gap / max(mean_height, 0.1),
     )
 

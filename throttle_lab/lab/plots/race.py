@@ -12,6 +12,7 @@ from ...core.trace import Summary, Trace
 from .drawing import (
     _right_reach_inches,
     legend_handles,
+    margin_fractions,
     outside_legend,
     show_empty,
     text_height_inches,
@@ -206,10 +207,7 @@ def _fix_layout(
     cell_width = (width - left - right - gap) / grid.ncols
     cell_height = (height - top - bottom - row_gap * (grid.nrows - 1)) / grid.nrows
     grid.update(
-        left=left / width,
-        right=1.0 - right / width,
-        top=1.0 - top / height,
-        bottom=bottom / height,
+        **margin_fractions((width, height), left=left, right=right, top=top, bottom=bottom),
         wspace=gap / max(cell_width, 0.1),
         hspace=row_gap / max(cell_height, 0.1),
     )
