@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import signal
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -248,3 +251,38 @@ def test_on_uvloop_the_bound_holds_to_a_tick_and_timers_do_not_spin(make: Callab
     assert len(stamps) == CALLERS
     assert worst_bucket_excess(stamps, LIMIT, RATE) <= RATE * UV_TICK + STAMP_SLACK
     assert wake_ups.count <= 3 * CALLERS
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork (POSIX)")
+def test_a_child_forked_inside_a_run_binds_its_own_loop() -> None:
+    # The child inherits the parent's loop object, still marked running, in the same thread: the fast
+    # path's "is my loop running in this thread?" would say yes.  A request that has to wait would then
+    # set its timer on that dead loop and hang; the child must start afresh on a loop of its own.
+    limiter = TokenBucket(rate=100.0, capacity=1)
+
+    async def child() -> None:
+        for _ in range(3):  # the second and third wait 10 ms each: a timer on the child's own loop
+            await limiter.acquire()
+
+    async def parent() -> int:
+        await limiter.acquire()
+        pid = os.fork()
+        if pid == 0:  # the child: report by exit status, never return into pytest
+            try:
+                asyncio.run(asyncio.wait_for(child(), 5))
+            except BaseException:
+                os._exit(1)
+            os._exit(0)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            await asyncio.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return -1
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork() in a process with threads
+        assert asyncio.run(parent()) == 0

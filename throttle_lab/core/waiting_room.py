@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import sys
 import threading
 import weakref
@@ -78,6 +79,22 @@ _TINY = sys.float_info.min  # the smallest positive float: 0 and NaN fail `_TINY
 _thread_ident = threading.get_ident
 _EARLY = 1e-6  # a timer that fires more than this before its instant came from a coarse clock
 _COARSE_TICK = 0.001  # the coarsest loop clock we know of ticks in milliseconds (uvloop, libuv)
+
+
+# Every room bound to a loop, so that a forked child can make each of them look again (below).
+_BOUND: weakref.WeakSet[WaitingRoom] = weakref.WeakSet()
+
+
+def _look_again_after_fork() -> None:
+    # A child forked while a loop ran inherits that loop object, still marked running, in the same thread:
+    # the fast paths' check would take it for the child's own.  Make each room ask
+    # `asyncio.get_running_loop()` once more -- it does notice the fork.
+    for room in list(_BOUND):
+        room._thread = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_look_again_after_fork)
 
 
 def finished(loop: asyncio.AbstractEventLoop, value: T) -> asyncio.Future[T]:
@@ -248,6 +265,9 @@ class WaitingRoom(Accounting):
         a time, so then it is the running loop -- and come here only when it is not::
 
             loop is not None and self._thread == threading.get_ident() and loop.is_running()
+
+        (A forked child would pass that check with its parent's loop: after a fork every room's
+        ``_thread`` is reset, so each comes here once.)
         """
         loop = asyncio.get_running_loop()
         self._thread = _thread_ident()
@@ -267,6 +287,7 @@ class WaitingRoom(Accounting):
             self._loop = loop
             self._restart()
             self._bound_to(loop)
+            _BOUND.add(self)
             # The weights the fast path may pass unchecked (see `_grant_now`), fixed once the limits are:
             # 0 only where zero is allowed (0 and NaN fail `_TINY <= weight`), never infinity.
             self._lightest = 0.0 if self.weighs_in_tokens else _TINY
