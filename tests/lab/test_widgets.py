@@ -93,6 +93,18 @@ def test_settings_the_library_refuses_are_reported_not_raised(capsys: pytest.Cap
     assert panel.error is None
 
 
+def test_a_design_that_spins_is_named_and_explained_not_dumped(capsys: pytest.CaptureFixture[str]) -> None:
+    # The article's sliding window falls into the float trap under Poisson arrivals: on virtual time that
+    # is a livelock.  The race says which design it was and why, without the list of pending tasks.
+    panel = race_lab(requests=100, arrival="poisson", designs=("throttler", "article"))
+    assert panel.error is not None and panel.error.startswith("VirtualTimeLivelock: article: ")
+    printed = capsys.readouterr().out
+    assert panel.error.splitlines()[0] in printed.splitlines()
+    assert "float trap" in printed and "pending tasks" not in printed
+    panel.controls["arrival"].value = "burst"
+    assert panel.error is None and panel.comparison is not None
+
+
 def test_unknown_settings_are_refused() -> None:
     with pytest.raises(TypeError, match="unknown lab setting"):
         lab(rpm=5)

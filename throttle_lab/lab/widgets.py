@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets
 import matplotlib.pyplot as plt
 
-from ..core.runtime import VirtualTimeError
+from ..core.runtime import VirtualTimeError, VirtualTimeLivelock
 from ..core.trace import Trace
 from . import plots
 from .experiments import DESIGNS, Comparison, Design, Workload, simulate
@@ -220,17 +220,33 @@ def _simulated(
     Only named designs are kept: a ``Design`` object's name does not say what its ``build`` does.
     """
     if not isinstance(design, str):
-        return simulate(design, workload, server)  # a ready-made Design carries its own limits
+        return _named(design.name, simulate, design, workload, server)  # a Design carries its own limits
     key = (design, repr(workload), tuple(sorted(server.items())), tuple(sorted(limits.items())))
     trace = _runs.get(key)
     if trace is None:
-        trace = simulate(design, workload, server, **limits)
+        trace = _named(design, simulate, design, workload, server, **limits)
         _runs[key] = trace
         while len(_runs) > _RUNS_KEPT:
             _runs.popitem(last=False)
     else:
         _runs.move_to_end(key)
     return Trace(trace, copy.deepcopy(trace.meta))
+
+
+def _named(name: str, run: Callable[..., Trace], *args: Any, **kwargs: Any) -> Trace:
+    """``run(*args, **kwargs)``; a run that got stuck says which design it was (a race runs several)."""
+    try:
+        return run(*args, **kwargs)
+    except VirtualTimeLivelock as exc:
+        raise VirtualTimeLivelock(f"{name}: {exc}") from exc
+
+
+#: What a lab adds under a livelock's first line (the task list after it is for debugging, not for a lab).
+_LIVELOCK_HINT = (
+    "A design that re-checks without sleeping keeps virtual time from moving -- the article's sliding "
+    "window does after the float trap of lesson 04 (on a real loop it would busy-wait until the clock "
+    "crept on). Try another arrival pattern, or another design."
+)
 
 
 def render_png(figure: Figure) -> bytes:
@@ -440,7 +456,9 @@ class _Panel(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets has no type i
         except (ValueError, VirtualTimeError) as exc:
             # A setting the library refuses (e.g. a bucket smaller than one request) is a lesson too.
             self.error = f"{type(exc).__name__}: {exc}"
-            print(self.error)
+            print(self.error.splitlines()[0])  # a stuck run lists every pending task after its first line
+            if isinstance(exc, VirtualTimeLivelock):
+                print(_LIVELOCK_HINT)
             return
         self.error = None
         self._report(result)
