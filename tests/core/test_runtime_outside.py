@@ -298,3 +298,22 @@ def test_a_ctrl_c_while_the_worker_starts_still_waits_for_its_cleanup(
     finally:
         outer.close()
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="needs signal masks (POSIX)")
+def test_the_worker_and_the_caller_keep_the_callers_signal_mask() -> None:
+    # SIGINT is blocked only while the worker starts; a thread inherits its creator's mask, so the worker
+    # must undo it (or every process it started would ignore Ctrl-C).
+    async def inner() -> set[int | signal.Signals]:
+        return signal.pthread_sigmask(signal.SIG_BLOCK, set())
+
+    async def cell() -> set[int | signal.Signals]:
+        return run(inner(), virtual=False)  # a loop is running here: run() uses a worker thread
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    outer = asyncio.new_event_loop()
+    try:
+        assert outer.run_until_complete(cell()) == before
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before
+    finally:
+        outer.close()

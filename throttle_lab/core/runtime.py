@@ -457,6 +457,9 @@ def _run_in_worker(main: Coroutine[Any, Any, T], virtual: bool, debug: bool | No
         return await main
 
     def target() -> None:
+        # A thread starts with its creator's signal mask: give this one the mask from before the hold (it
+        # would pass a blocked SIGINT on to every process it starts).
+        _release_interrupts(held)
         try:
             outcome.append(_run_here(wrapper(), virtual, debug))
         except BaseException as exc:  # carried back to the caller's thread
