@@ -67,7 +67,7 @@ class Dice:
 
     def uniform(self, a: float, b: float) -> float:
         """A float between ``a`` and ``b``."""
-        return a + (b - a) * (self._next() * _SCALE)
+        return a + (b - a) * self.random()
 
     def randrange(self, stop: int, /) -> int:
         """An int in ``range(stop)`` (the modulo bias of 56 bits over small ranges is negligible)."""
@@ -77,7 +77,4 @@ class Dice:
 
     def hex(self, nbytes: int = 12) -> str:
         """``2 * nbytes`` hex digits (for ids); consumes numbers like any other draw."""
-        draws = -(-nbytes // _STEP)
-        if draws == 2:  # the common case (12-byte ids): no generator to build and step
-            return f"{self._next():014x}{self._next():014x}"[: 2 * nbytes]
-        return "".join(f"{self._next():014x}" for _ in range(draws))[: 2 * nbytes]
+        return "".join(f"{self._next():014x}" for _ in range(-(-nbytes // _STEP)))[: 2 * nbytes]

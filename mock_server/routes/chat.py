@@ -250,8 +250,7 @@ class ChatCompletions(LimitedRoute[ChatRequest, _Reply]):
             "total_tokens": request.prompt_tokens + reply.completion_tokens,
             "finish_reason": reply.choices[0].finish_reason,
         }
-        choices = reply.choices
-        calls = len(choices[0].tool_calls) if len(choices) == 1 else sum(len(c.tool_calls) for c in choices)
+        calls = sum(len(c.tool_calls) for c in reply.choices)
         if calls:
             done["tool_calls"] = calls
         created = int(time.time())  # the one wall-clock value: a Unix timestamp by contract

@@ -149,9 +149,8 @@ class LimitedRoute(abc.ABC, Generic[RequestT, PlanT]):
         server_id = request_id(self._config.seed, seq)
         given_id = headers.get(b"x-request-id")
         name = given_id.decode("latin-1")[:200] if given_id else server_id
-        retry_count = headers.get(b"x-stainless-retry-count")
         base: dict[str, Any] = {
-            "attempt": None if retry_count is None else header_int(retry_count),
+            "attempt": header_int(headers.get(b"x-stainless-retry-count")),
             "request_id": server_id,
         }
         authorization = headers.get(b"authorization")

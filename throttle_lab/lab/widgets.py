@@ -220,11 +220,11 @@ def _simulated(
     Only named designs are kept: a ``Design`` object's name does not say what its ``build`` does.
     """
     if not isinstance(design, str):
-        return _named(design.name, simulate, design, workload, server)  # a Design carries its own limits
+        return _simulate(design.name, design, workload, server)  # a Design carries its own limits
     key = (design, repr(workload), tuple(sorted(server.items())), tuple(sorted(limits.items())))
     trace = _runs.get(key)
     if trace is None:
-        trace = _named(design, simulate, design, workload, server, **limits)
+        trace = _simulate(design, design, workload, server, **limits)
         _runs[key] = trace
         while len(_runs) > _RUNS_KEPT:
             _runs.popitem(last=False)
@@ -233,10 +233,10 @@ def _simulated(
     return Trace(trace, copy.deepcopy(trace.meta))
 
 
-def _named(name: str, run: Callable[..., Trace], *args: Any, **kwargs: Any) -> Trace:
-    """``run(*args, **kwargs)``; a run that got stuck says which design it was (a race runs several)."""
+def _simulate(name: str, *args: Any, **kwargs: Any) -> Trace:
+    """``simulate(*args, **kwargs)``; a run that got stuck says which design it was (a race runs several)."""
     try:
-        return run(*args, **kwargs)
+        return simulate(*args, **kwargs)
     except VirtualTimeLivelock as exc:
         raise VirtualTimeLivelock(f"{name}: {exc}") from exc
 
